@@ -1,0 +1,327 @@
+/**
+ * A run: the unit of streaming. It stamps `runId` and a gap-free `seq` on every event, keeps a
+ * bounded log, and serves any number of subscribers, each from the seq it asks for.
+ * @module
+ */
+
+import { SluiceError } from '../protocol/errors.ts';
+import type { EventInput, RunEndEvent, RunEndReason, SluiceEvent } from '../protocol/events.ts';
+import { isClosingEvent } from '../protocol/events.ts';
+import { newRunId } from '../protocol/ids.ts';
+import { Subscription, type SubscribeOptions } from './subscription.ts';
+
+/** Options of a {@link Run}. */
+export interface RunOptions {
+  /** The run id; a UUID by default. */
+  id?: string;
+  /** Name of the action the run executes. */
+  action?: string;
+  /**
+   * Most events a subscriber may lag behind the producer; a producer that reaches it awaits.
+   * Default 256.
+   */
+  highWaterMark?: number;
+  /** Lag at which an awaiting producer resumes. Default half the high-water mark. */
+  lowWaterMark?: number;
+  /** Events kept for late subscribers and resumes (at least the high-water mark). Default 65,536. */
+  logLimit?: number;
+  /**
+   * Lag at which a producer that ignores backpressure (emits without awaiting) is stopped with
+   * `resource_exhausted`. Default four times the high-water mark.
+   */
+  hardLimit?: number;
+  /** A parent signal: when it aborts, the run is cancelled. */
+  signal?: AbortSignal;
+}
+
+/** Lifecycle of a run. */
+export type RunState = 'running' | 'cancelled' | 'ended';
+
+const DEFAULT_HWM = 256;
+const DEFAULT_LOG_LIMIT = 65_536;
+
+function positiveInt(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1) {
+    throw new SluiceError('invalid_argument', `Run option '${name}' must be a positive integer (got ${String(value)})`);
+  }
+  return value;
+}
+
+/**
+ * A run of one action. The producer calls {@link Run.emit}; consumers call {@link Run.subscribe}.
+ *
+ * Backpressure: when the slowest subscriber lags `highWaterMark` events behind, `emit` returns a
+ * promise that settles once it has caught up to `lowWaterMark`; with no subscriber nothing waits
+ * and the log keeps the newest `logLimit` events. Cancel is O(1): it drops the events no
+ * subscriber has read yet (seq stays gap-free for every reader) and aborts {@link Run.signal}.
+ * Unsubscribing a reader is never a cancel.
+ */
+export class Run {
+  /** The run id. */
+  readonly id: string;
+  /** Name of the action the run executes. */
+  readonly action: string;
+  readonly highWaterMark: number;
+  readonly lowWaterMark: number;
+  readonly logLimit: number;
+  readonly hardLimit: number;
+  /** Settles with the `run-end` event. */
+  readonly done: Promise<RunEndEvent>;
+
+  /** @internal Retained events; `log[i].seq === base + i + 1`. */
+  log: SluiceEvent[] = [];
+  /** @internal Seq of the event just before `log[0]`. */
+  base = 0;
+  /** @internal Highest seq handed to any reader so far. */
+  deliveredHigh = 0;
+  /** @internal */
+  readonly subscribers = new Set<Subscription>();
+
+  #lastSeq = 0;
+  #state: RunState = 'running';
+  #terminal: 'result' | 'error' | null = null;
+  #endReason: RunEndReason | null = null;
+  #cancelReason: SluiceError | null = null;
+  #keptThrough = Infinity;
+  #controller = new AbortController();
+  #drain: { promise: Promise<void>; resolve: () => void } | null = null;
+  #resolveDone!: (event: RunEndEvent) => void;
+  #detachParent: (() => void) | null = null;
+
+  constructor(options: RunOptions = {}) {
+    this.id = options.id ?? newRunId();
+    this.action = options.action ?? '';
+    this.highWaterMark = positiveInt('highWaterMark', options.highWaterMark, DEFAULT_HWM);
+    this.lowWaterMark = options.lowWaterMark ?? Math.floor(this.highWaterMark / 2);
+    if (!Number.isInteger(this.lowWaterMark) || this.lowWaterMark < 0 || this.lowWaterMark >= this.highWaterMark) {
+      throw new SluiceError(
+        'invalid_argument',
+        `Run option 'lowWaterMark' must be an integer in [0, highWaterMark) (got ${String(options.lowWaterMark)})`,
+      );
+    }
+    this.logLimit = positiveInt('logLimit', options.logLimit, Math.max(DEFAULT_LOG_LIMIT, this.highWaterMark));
+    if (this.logLimit < this.highWaterMark) {
+      throw new SluiceError('invalid_argument', `Run option 'logLimit' must be ≥ highWaterMark (${this.highWaterMark})`);
+    }
+    this.hardLimit = positiveInt('hardLimit', options.hardLimit, this.highWaterMark * 4);
+    if (this.hardLimit < this.highWaterMark) {
+      throw new SluiceError('invalid_argument', `Run option 'hardLimit' must be ≥ highWaterMark (${this.highWaterMark})`);
+    }
+    this.done = new Promise((resolve) => {
+      this.#resolveDone = resolve;
+    });
+    const parent = options.signal;
+    if (parent) {
+      if (parent.aborted) queueMicrotask(() => this.cancel(parent.reason));
+      else {
+        const onAbort = (): void => {
+          this.cancel(parent.reason);
+        };
+        parent.addEventListener('abort', onAbort, { once: true });
+        this.#detachParent = () => parent.removeEventListener('abort', onAbort);
+      }
+    }
+  }
+
+  /** Aborts when the run is cancelled (stop, barge-in, timeout). Hand it to models and tools. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** Seq of the newest event (0 before the first). */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** `running`, `cancelled` (still closing) or `ended`. */
+  get state(): RunState {
+    return this.#state;
+  }
+
+  /** True once `cancel` was called (also after the run ended). */
+  get isCancelled(): boolean {
+    return this.#cancelReason !== null;
+  }
+
+  /**
+   * Seq of the last event that survived the cancel (events after it were dropped unread);
+   * `Infinity` while the run is not cancelled.
+   */
+  get keptThrough(): number {
+    return this.#keptThrough;
+  }
+
+  /** Why the run was cancelled, if it was. */
+  get cancelReason(): SluiceError | null {
+    return this.#cancelReason;
+  }
+
+  /** Why the run ended, once it has. */
+  get endReason(): RunEndReason | null {
+    return this.#endReason;
+  }
+
+  /** Whether the run already carries its `result` or `error`. */
+  get hasTerminal(): boolean {
+    return this.#terminal !== null;
+  }
+
+  /** Events the slowest subscriber has yet to read (0 without subscribers). */
+  get buffered(): number {
+    return this.#lastSeq - this.#minCursor();
+  }
+
+  /** The retained events, oldest first (a copy). */
+  events(): SluiceEvent[] {
+    return this.log.slice();
+  }
+
+  /**
+   * Appends an event: the object passed in becomes the event (its `runId` and `seq` are set).
+   *
+   * Returns `undefined` when the producer may go on, or a promise to await when the slowest
+   * subscriber is `highWaterMark` events behind. After a cancel only closing events
+   * (`stream-end`, `result`, `error`, `run-end`) are kept; others are dropped silently.
+   * Throws `failed_precondition` after `run-end`, for a second `result`/`error`, or for a
+   * `run-end` without one; `resource_exhausted` when a producer ignores backpressure.
+   */
+  emit(input: EventInput): Promise<void> | undefined {
+    const type = input.type;
+    if (this.#state === 'ended') {
+      throw new SluiceError('failed_precondition', `Run ${this.id} has ended: '${type}' cannot be emitted`);
+    }
+    const closing = isClosingEvent(type);
+    if (!closing) {
+      if (this.#cancelReason !== null) return undefined;
+      if (this.#drain !== null && this.#lastSeq - this.#minCursor() >= this.hardLimit) {
+        throw new SluiceError(
+          'resource_exhausted',
+          `Run ${this.id}: the producer emitted ${this.hardLimit} events ahead of its slowest reader without awaiting; await each emit (e.g. \`await dispatcher.streamChunk(…)\`)`,
+        );
+      }
+    } else if (type === 'result' || type === 'error') {
+      if (this.#terminal !== null) {
+        throw new SluiceError('failed_precondition', `Run ${this.id} already has a ${this.#terminal}: '${type}' refused`);
+      }
+      this.#terminal = type;
+    } else if (type === 'run-end' && this.#terminal === null) {
+      throw new SluiceError('failed_precondition', `Run ${this.id}: 'run-end' needs a 'result' or an 'error' first`);
+    }
+
+    const event = input as SluiceEvent;
+    event.runId = this.id;
+    event.seq = ++this.#lastSeq;
+    this.log.push(event);
+
+    if (type === 'run-end') {
+      this.#finish(event as RunEndEvent);
+      for (const sub of this.subscribers) if (sub.waiting) sub.wake();
+      return undefined;
+    }
+    if (this.log.length >= this.logLimit * 2) this.#trim();
+    for (const sub of this.subscribers) if (sub.waiting) sub.wake();
+
+    if (this.subscribers.size === 0) return undefined;
+    if (this.#lastSeq - this.#minCursor() < this.highWaterMark) return undefined;
+    if (this.#drain === null) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.#drain = { promise, resolve };
+    }
+    return this.#drain.promise;
+  }
+
+  /**
+   * Reads the run's events: those after `options.after` (default 0, i.e. all) from the log, then
+   * live ones, until `run-end`. Throws `out_of_range` when the log no longer holds them and
+   * `invalid_argument` for a seq the run has not reached.
+   */
+  subscribe(options: SubscribeOptions = {}): Subscription {
+    const after = options.after ?? 0;
+    if (!Number.isInteger(after) || after < 0) {
+      throw new SluiceError('invalid_argument', `subscribe: 'after' must be a non-negative integer (got ${String(after)})`);
+    }
+    if (after > this.#lastSeq) {
+      throw new SluiceError('invalid_argument', `subscribe: run ${this.id} has no event ${after} (last is ${this.#lastSeq})`);
+    }
+    if (after < this.base) {
+      throw new SluiceError(
+        'out_of_range',
+        `subscribe: events after ${after} of run ${this.id} are no longer retained (oldest kept is ${this.base + 1})`,
+      );
+    }
+    const sub = new Subscription(this, after, options.signal);
+    if (!sub.closed) this.subscribers.add(sub);
+    return sub;
+  }
+
+  /**
+   * Cancels the run: aborts {@link Run.signal} and drops, in O(1), the events no reader has read.
+   * Returns false when the run was already cancelled or has ended. The producer still has to emit
+   * its closing events (the executor does that).
+   */
+  cancel(reason?: unknown): boolean {
+    if (this.#state !== 'running') return false;
+    const error = SluiceError.isInstance(reason)
+      ? reason
+      : new SluiceError('cancelled', typeof reason === 'string' ? reason : 'The run was cancelled', {
+          cause: reason,
+        });
+    this.#cancelReason = error;
+    this.#state = 'cancelled';
+    const keep = Math.max(this.deliveredHigh, this.base, Math.min(1, this.#lastSeq));
+    if (keep < this.#lastSeq) {
+      this.log.length = keep - this.base;
+      this.#lastSeq = keep;
+    }
+    this.#keptThrough = this.#lastSeq;
+    this.#releaseProducer();
+    this.#detachParent?.();
+    this.#controller.abort(error);
+    return true;
+  }
+
+  /** @internal A subscriber advanced or left: release an awaiting producer once it caught up. */
+  onReaderProgress(): void {
+    if (this.#drain !== null && this.#lastSeq - this.#minCursor() <= this.lowWaterMark) this.#releaseProducer();
+  }
+
+  /** @internal */
+  removeSubscriber(sub: Subscription): void {
+    this.subscribers.delete(sub);
+    this.onReaderProgress();
+  }
+
+  #minCursor(): number {
+    let min = this.#lastSeq;
+    for (const sub of this.subscribers) if (sub.cursor < min) min = sub.cursor;
+    return min;
+  }
+
+  #releaseProducer(): void {
+    const drain = this.#drain;
+    if (drain !== null) {
+      this.#drain = null;
+      drain.resolve();
+    }
+  }
+
+  #trim(): void {
+    const drop = Math.min(this.log.length - this.logLimit, this.#minCursor() - this.base);
+    if (drop > 0) {
+      this.log.splice(0, drop);
+      this.base += drop;
+    }
+  }
+
+  #finish(event: RunEndEvent): void {
+    this.#state = 'ended';
+    this.#endReason = event.reason;
+    this.#releaseProducer();
+    this.#detachParent?.();
+    this.#resolveDone(event);
+  }
+}

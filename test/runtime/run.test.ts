@@ -1,0 +1,249 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { SluiceError } from '../../src/protocol/errors.ts';
+import type { EventInput, SluiceEvent } from '../../src/protocol/events.ts';
+import { Run } from '../../src/runtime/run.ts';
+
+const chunk = (text: string): EventInput => ({ type: 'chunk', responseId: 'r', text });
+
+function finish(run: Run): void {
+  run.emit({ type: 'result', events: [], responses: [] });
+  run.emit({ type: 'run-end', reason: 'completed' });
+}
+
+async function collect(iterable: AsyncIterable<SluiceEvent>): Promise<SluiceEvent[]> {
+  const out: SluiceEvent[] = [];
+  for await (const e of iterable) out.push(e);
+  return out;
+}
+
+describe('Run', () => {
+  test('stamps runId and a gap-free seq starting at 1', () => {
+    const run = new Run({ id: 'r1' });
+    run.emit({ type: 'run-start', action: 'a', at: 1 });
+    run.emit(chunk('x'));
+    finish(run);
+    assert.deepEqual(
+      run.events().map((e) => [e.runId, e.seq]),
+      [
+        ['r1', 1],
+        ['r1', 2],
+        ['r1', 3],
+        ['r1', 4],
+      ],
+    );
+  });
+
+  test('any number of subscribers each get every event, live', async () => {
+    const run = new Run();
+    const a = collect(run.subscribe());
+    const b = collect(run.subscribe());
+    run.emit(chunk('1'));
+    await new Promise((r) => setImmediate(r));
+    run.emit(chunk('2'));
+    finish(run);
+    const [ea, eb] = await Promise.all([a, b]);
+    assert.deepEqual(
+      ea.map((e) => e.seq),
+      [1, 2, 3, 4],
+    );
+    assert.deepEqual(ea, eb);
+  });
+
+  test('a subscriber can start after a seq: replay from the log, then live', async () => {
+    const run = new Run();
+    for (let i = 0; i < 5; i++) run.emit(chunk(String(i)));
+    const late = collect(run.subscribe({ after: 3 }));
+    run.emit(chunk('live'));
+    finish(run);
+    assert.deepEqual(
+      (await late).map((e) => e.seq),
+      [4, 5, 6, 7, 8],
+    );
+  });
+
+  test('subscribing after the end replays the tail and finishes', async () => {
+    const run = new Run();
+    run.emit(chunk('a'));
+    finish(run);
+    assert.deepEqual(
+      (await collect(run.subscribe({ after: 1 }))).map((e) => e.type),
+      ['result', 'run-end'],
+    );
+    assert.deepEqual(await collect(run.subscribe({ after: 3 })), []);
+  });
+
+  test('a bad or unknown `after` is refused; a trimmed one is out_of_range', () => {
+    const run = new Run({ highWaterMark: 2, logLimit: 4 });
+    for (let i = 0; i < 10; i++) run.emit(chunk(String(i)));
+    assert.throws(() => run.subscribe({ after: -1 }), (e: unknown) => SluiceError.isInstance(e) && e.code === 'invalid_argument');
+    assert.throws(() => run.subscribe({ after: 11 }), (e: unknown) => SluiceError.isInstance(e) && e.code === 'invalid_argument');
+    assert.throws(() => run.subscribe({ after: 0 }), (e: unknown) => SluiceError.isInstance(e) && e.code === 'out_of_range');
+  });
+
+  test('the log keeps at most about twice logLimit events when nobody reads', () => {
+    const run = new Run({ highWaterMark: 4, logLimit: 8 });
+    for (let i = 0; i < 1000; i++) run.emit(chunk(String(i)));
+    assert.ok(run.log.length < 16, `log holds ${run.log.length}`);
+    assert.equal(run.lastSeq, 1000);
+  });
+
+  test('exactly one result and one run-end; nothing after run-end', () => {
+    const run = new Run();
+    run.emit({ type: 'result', events: [], responses: [] });
+    assert.throws(() => run.emit({ type: 'result', events: [], responses: [] }), /already has a result/);
+    assert.throws(() => run.emit({ type: 'error', code: 'internal', message: 'x' }), /already has a result/);
+    run.emit({ type: 'run-end', reason: 'completed' });
+    assert.throws(() => run.emit(chunk('late')), (e: unknown) => SluiceError.isInstance(e) && e.code === 'failed_precondition');
+    assert.equal(run.state, 'ended');
+  });
+
+  test('run-end without a result or an error is refused', () => {
+    assert.throws(() => new Run().emit({ type: 'run-end', reason: 'completed' }), /needs a 'result' or an 'error'/);
+  });
+
+  test('a producer ahead of its slowest subscriber by the high-water mark awaits', async () => {
+    const run = new Run({ highWaterMark: 4 });
+    const sub = run.subscribe();
+    let waits = 0;
+    for (let i = 0; i < 3; i++) assert.equal(run.emit(chunk(String(i))), undefined);
+    const wait = run.emit(chunk('3'));
+    assert.ok(wait instanceof Promise);
+    waits++;
+    let released = false;
+    void wait.then(() => (released = true));
+    await sub.next();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(released, false, 'released before reaching the low-water mark');
+    await sub.next();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(released, true);
+    assert.equal(waits, 1);
+  });
+
+  test('without subscribers nothing waits', () => {
+    const run = new Run({ highWaterMark: 2 });
+    for (let i = 0; i < 10; i++) assert.equal(run.emit(chunk(String(i))), undefined);
+  });
+
+  test('a producer that ignores backpressure is stopped with resource_exhausted at the hard limit', () => {
+    const run = new Run({ highWaterMark: 2, hardLimit: 4 });
+    run.subscribe();
+    assert.throws(
+      () => {
+        for (let i = 0; i < 10; i++) run.emit(chunk(String(i)));
+      },
+      (e: unknown) => SluiceError.isInstance(e) && e.code === 'resource_exhausted' && /await/.test(e.message),
+    );
+    assert.ok(run.buffered <= 4);
+  });
+
+  test('unsubscribing a reader is not a cancel, and frees a waiting producer', async () => {
+    const run = new Run({ highWaterMark: 2 });
+    const sub = run.subscribe();
+    run.emit(chunk('a'));
+    const wait = run.emit(chunk('b'));
+    assert.ok(wait);
+    sub.unsubscribe();
+    await wait;
+    assert.equal(run.signal.aborted, false);
+    assert.equal(run.isCancelled, false);
+    assert.deepEqual(await sub.next(), { value: undefined, done: true });
+  });
+
+  test('leaving a for-await loop early unsubscribes that reader only', async () => {
+    const run = new Run();
+    const other = run.subscribe();
+    run.emit(chunk('a'));
+    run.emit(chunk('b'));
+    for await (const _ of run.subscribe()) break;
+    assert.equal(run.subscribers.size, 1);
+    assert.equal((await other.next()).value?.seq, 1);
+  });
+
+  test('a subscription signal detaches the reader', async () => {
+    const run = new Run();
+    const controller = new AbortController();
+    const sub = run.subscribe({ signal: controller.signal });
+    const pending = sub.next();
+    controller.abort();
+    assert.deepEqual(await pending, { value: undefined, done: true });
+    assert.equal(run.isCancelled, false);
+  });
+
+  test('cancel aborts the signal, drops the unread backlog in O(1), keeps seq gap-free', async () => {
+    const run = new Run({ highWaterMark: 100_000 });
+    const sub = run.subscribe();
+    run.emit({ type: 'run-start', action: 'a', at: 0 });
+    for (let i = 0; i < 50_000; i++) run.emit(chunk(String(i)));
+    await sub.next();
+    await sub.next(); // read through seq 2
+    const t = performance.now();
+    assert.equal(run.cancel('stop'), true);
+    const elapsed = performance.now() - t;
+    assert.ok(elapsed < 5, `cancel took ${elapsed} ms`);
+    assert.equal(run.signal.aborted, true);
+    assert.equal(run.lastSeq, 2);
+    assert.equal(run.cancel('again'), false);
+    assert.equal(run.emit(chunk('dropped after cancel')), undefined);
+    finish(run);
+    const rest = await collect(sub);
+    assert.deepEqual(
+      rest.map((e) => [e.seq, e.type]),
+      [
+        [3, 'result'],
+        [4, 'run-end'],
+      ],
+    );
+    assert.equal(run.cancelReason?.code, 'cancelled');
+  });
+
+  test('cancel keeps what any reader has already been handed', async () => {
+    const run = new Run();
+    const fast = run.subscribe();
+    const slow = run.subscribe();
+    for (let i = 0; i < 6; i++) run.emit(chunk(String(i)));
+    for (let i = 0; i < 4; i++) await fast.next();
+    run.cancel();
+    finish(run);
+    assert.deepEqual(
+      (await collect(slow)).map((e) => e.seq),
+      [1, 2, 3, 4, 5, 6],
+    );
+  });
+
+  test('a parent signal cancels the run', async () => {
+    const parent = new AbortController();
+    const run = new Run({ signal: parent.signal });
+    parent.abort(new Error('client left'));
+    assert.equal(run.isCancelled, true);
+    const already = new Run({ signal: AbortSignal.abort() });
+    await Promise.resolve();
+    assert.equal(already.isCancelled, true);
+  });
+
+  test('invalid options are refused with the option named', () => {
+    assert.throws(() => new Run({ highWaterMark: 0 }), /'highWaterMark'/);
+    assert.throws(() => new Run({ highWaterMark: 4, lowWaterMark: 4 }), /'lowWaterMark'/);
+    assert.throws(() => new Run({ highWaterMark: 8, logLimit: 4 }), /'logLimit'/);
+    assert.throws(() => new Run({ highWaterMark: 8, hardLimit: 4 }), /'hardLimit'/);
+  });
+
+  test('done resolves with the run-end event', async () => {
+    const run = new Run();
+    finish(run);
+    assert.deepEqual((await run.done).reason, 'completed');
+    assert.equal(run.endReason, 'completed');
+  });
+
+  test('drain() hands over every available event at once', () => {
+    const run = new Run();
+    const sub = run.subscribe();
+    for (let i = 0; i < 3; i++) run.emit(chunk(String(i)));
+    assert.deepEqual(
+      sub.drain().map((e) => e.seq),
+      [1, 2, 3],
+    );
+    assert.deepEqual(sub.drain(), []);
+  });
+});
