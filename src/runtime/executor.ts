@@ -1,0 +1,509 @@
+/**
+ * The action executor: looks actions up, runs them as {@link Run}s, and owns barge-in.
+ * Semantics follow Rasa SDK 3.17's `ActionExecutor` and `WebhookStream` (`reference/rasa-sdk.md`
+ * §1c–1d), minus their gaps: the barge-in timeout starts at the ack and holds even when the action
+ * never emits again, the backlog is dropped in O(1), and the action's signal aborts.
+ * @module
+ */
+
+import { SluiceError } from '../protocol/errors.ts';
+import type { ActionResult, EventInput, RasaEvent, ResultEvent, RunEndReason, SluiceEvent } from '../protocol/events.ts';
+import type { DomainJson } from '../protocol/schemas.ts';
+import { parseActionCall } from '../protocol/schemas.ts';
+import type { ActionContext, ActionDefinition, ActionOutput, StreamItem, TypedStreamItem } from './action.ts';
+import { isActionDefinition } from './action.ts';
+import { resolveBargeInTimeout } from './barge-in.ts';
+import { Dispatcher } from './dispatcher.ts';
+import type { Logger } from './logger.ts';
+import { createLogger } from './logger.ts';
+import { Run, type RunOptions } from './run.ts';
+import { StreamRegistry } from './stream-registry.ts';
+import { Tracker } from './tracker.ts';
+
+/** Options of an {@link ActionExecutor}. */
+export interface ExecutorOptions {
+  /** The actions to serve (more can be added with `register`). */
+  actions?: ActionDefinition[];
+  logger?: Logger;
+  /**
+   * Seconds a cancelled (barged-in) action may take to return its events before an empty result
+   * is sent and the action is abandoned. Default: `ACTION_SERVER_STREAM_BARGE_IN_TIMEOUT_SECONDS`, or 30.
+   */
+  bargeInTimeoutSeconds?: number;
+  /** Environment to read settings from (default `process.env`). */
+  env?: Record<string, string | undefined>;
+  /** Buffer settings of every run. */
+  run?: Pick<RunOptions, 'highWaterMark' | 'lowWaterMark' | 'logLimit' | 'hardLimit'>;
+  /**
+   * How long an ended run stays reachable through `getRun` (for late readers resuming from the
+   * log), in milliseconds. Default 60,000. At most `retainEndedRuns` ended runs are kept.
+   */
+  retainEndedRunsMs?: number;
+  /** Most ended runs kept for late readers. Default 1,000. */
+  retainEndedRuns?: number;
+  /**
+   * Put an action's own error message in the public `error` event (what Rasa SDK does, so its
+   * clients see `str(exc)`). When false the public message is only "Action 'x' failed". Default true.
+   */
+  exposeActionErrors?: boolean;
+}
+
+/** Options of {@link ActionExecutor.start}. */
+export interface StartOptions {
+  /** Cancels the run when aborted. */
+  signal?: AbortSignal;
+  /**
+   * Stream output as it is produced (default). When false, chunks are collected and replayed as
+   * whole messages in the result, as Rasa's non-streaming transports expect.
+   */
+  streaming?: boolean;
+  /** Run id to use (default: a UUID). */
+  runId?: string;
+}
+
+/** Receives every event of a run, in order; the run waits for it (backpressure). */
+export type EventSink = (event: SluiceEvent) => void | Promise<void>;
+
+/** Options of {@link ActionExecutor.run}. */
+export interface ExecuteOptions {
+  /** Stream every event here; without a sink the run collects and replays (Rasa's HTTP path). */
+  sink?: EventSink;
+  signal?: AbortSignal;
+}
+
+const TIMED_OUT = Symbol('timed out');
+const MISSING_DOMAIN =
+  'Missing domain context, assistant will retry the request and include the domain in the request payload. For more information please see https://rasa.com/docs/action-server/';
+
+type Settled = { ok: true; value: ActionOutput } | { ok: false; error: unknown } | typeof TIMED_OUT;
+
+/**
+ * Runs actions. `start` returns a live {@link Run}; `run` is the Rasa-style call that resolves to
+ * the result (or `null` when the call names no action) and rejects with a {@link SluiceError}.
+ */
+export class ActionExecutor {
+  /** Barge-in timeout in milliseconds. */
+  readonly bargeInTimeoutMs: number;
+  readonly logger: Logger;
+
+  #actions = new Map<string, ActionDefinition>();
+  #runs = new Map<string, Run>();
+  #registry = new StreamRegistry();
+  #runOptions: ExecutorOptions['run'];
+  #exposeErrors: boolean;
+  #domain: DomainJson | null = null;
+  #domainDigest: string | null = null;
+  #outcomes = new WeakMap<Run, Promise<SluiceEvent>>();
+  #ended = new Map<string, { run: Run; until: number }>();
+  #retainMs: number;
+  #retainCount: number;
+
+  constructor(options: ExecutorOptions = {}) {
+    this.logger = options.logger ?? createLogger();
+    this.bargeInTimeoutMs =
+      resolveBargeInTimeout(options.bargeInTimeoutSeconds, options.env ?? process.env, this.logger) * 1000;
+    this.#runOptions = options.run;
+    this.#exposeErrors = options.exposeActionErrors ?? true;
+    this.#retainMs = options.retainEndedRunsMs ?? 60_000;
+    this.#retainCount = options.retainEndedRuns ?? 1_000;
+    if (this.#runOptions) new Run(this.#runOptions); // validates the options now, not at the first call
+    for (const action of options.actions ?? []) this.register(action);
+  }
+
+  /** Adds actions. Throws `already_exists` for a name already registered. */
+  register(...actions: ActionDefinition[]): this {
+    for (const action of actions) {
+      if (!isActionDefinition(action)) {
+        throw new SluiceError('invalid_argument', 'register: expected an action made by defineAction()');
+      }
+      if (this.#actions.has(action.name)) {
+        throw new SluiceError('already_exists', `An action named '${action.name}' is already registered`);
+      }
+      this.#actions.set(action.name, action);
+    }
+    return this;
+  }
+
+  /** The registered actions as Rasa lists them (`[{ name }]`, in registration order). */
+  get actions(): { name: string }[] {
+    return [...this.#actions.keys()].map((name) => ({ name }));
+  }
+
+  /** The action registered under `name`. */
+  getAction(name: string): ActionDefinition | undefined {
+    return this.#actions.get(name);
+  }
+
+  /** Runs that have not ended yet. */
+  get activeRuns(): number {
+    return this.#runs.size;
+  }
+
+  /** Streams an ack could still find (0 when idle). */
+  get activeStreams(): number {
+    return this.#registry.size;
+  }
+
+  /** A live run, or a recently ended one (see `retainEndedRunsMs`), by id. */
+  getRun(runId: string): Run | undefined {
+    const live = this.#runs.get(runId);
+    if (live !== undefined) return live;
+    const ended = this.#ended.get(runId);
+    if (ended === undefined) return undefined;
+    if (ended.until < Date.now()) {
+      this.#ended.delete(runId);
+      return undefined;
+    }
+    return ended.run;
+  }
+
+  /**
+   * Starts executing an action call (Rasa's JSON) and returns its run at once. The action starts
+   * on the next microtask, so subscribers attached synchronously see every event. A call that
+   * fails (unknown action, malformed call, action error) still yields a run, ending in `error`.
+   */
+  start(call: unknown, options: StartOptions = {}): Run {
+    const raw = typeof call === 'object' && call !== null ? (call as Record<string, unknown>) : null;
+    const actionName = typeof raw?.next_action === 'string' ? raw.next_action : '';
+    const run = new Run({ ...this.#runOptions, id: options.runId, action: actionName, signal: options.signal });
+    if (this.#runs.has(run.id)) throw new SluiceError('already_exists', `A run with id '${run.id}' is live`);
+    this.#runs.set(run.id, run);
+    const streaming = options.streaming ?? true;
+    let resolve!: (event: SluiceEvent) => void;
+    this.#outcomes.set(run, new Promise((r) => (resolve = r)));
+    queueMicrotask(() => {
+      this.#execute(run, call, streaming).then(resolve, (error: unknown) => {
+        this.logger.error({ err: error, runId: run.id }, 'Executor failed to finish a run');
+      });
+    });
+    return run;
+  }
+
+  /**
+   * Executes a call and resolves to its result, or `null` when it names no action. With a sink,
+   * every event goes to the sink as it happens; without one chunks are replayed as messages.
+   * Rejects with the run's {@link SluiceError}.
+   */
+  async run(call: unknown, options: ExecuteOptions = {}): Promise<ActionResult | null> {
+    const sink = options.sink;
+    const run = this.start(call, { signal: options.signal, streaming: sink !== undefined });
+    if (sink !== undefined) {
+      const sub = run.subscribe();
+      try {
+        for await (const event of sub) await sink(event);
+      } catch (error) {
+        run.cancel(SluiceError.from(error, 'cancelled', 'The event sink failed'));
+        throw error;
+      } finally {
+        sub.unsubscribe();
+      }
+    }
+    const terminal = await this.outcome(run);
+    if (terminal.type === 'error') throw this.#errorOf(run, terminal);
+    const result = terminal as ResultEvent;
+    return result.skipped ? null : { events: result.events, responses: result.responses };
+  }
+
+  /** Rasa's `run_streaming`: `run(call, { sink })`. */
+  runStreaming(call: unknown, sink: EventSink): Promise<ActionResult | null> {
+    return this.run(call, { sink });
+  }
+
+  /** The run's terminal event (`result` or `error`), once the run has ended. */
+  outcome(run: Run): Promise<SluiceEvent> {
+    const outcome = this.#outcomes.get(run);
+    if (outcome === undefined) throw new SluiceError('not_found', `Run ${run.id} was not started by this executor`);
+    return outcome;
+  }
+
+  /**
+   * Barge-in (Rasa's `AckStreamChunks`): cancels the run streaming `responseId`. Returns false,
+   * doing nothing, when no live stream has that id (also once its end was delivered).
+   */
+  ack(responseId: string): boolean {
+    const run = this.#registry.lookup(responseId);
+    if (run === undefined) {
+      this.logger.debug({ responseId }, `ack: no active stream found for response_id='${responseId}'; this is normal when the stream already ended`);
+      return false;
+    }
+    return run.cancel(new SluiceError('cancelled', 'Barge-in: the user interrupted the response', { details: { reason: 'barge_in' } }));
+  }
+
+  /** Stops a run (stop button). Returns false when it is unknown or already ending. */
+  cancel(runId: string, reason = 'Cancelled by the client'): boolean {
+    const run = this.#runs.get(runId);
+    return run === undefined ? false : run.cancel(new SluiceError('cancelled', reason, { details: { reason: 'stop' } }));
+  }
+
+  /** Cancels every live run and waits until they have ended. */
+  async close(): Promise<void> {
+    const runs = [...this.#runs.values()];
+    for (const run of runs) run.cancel(new SluiceError('unavailable', 'The server is shutting down'));
+    await Promise.all(runs.map((run) => run.done));
+  }
+
+  async #execute(run: Run, call: unknown, streaming: boolean): Promise<SluiceEvent> {
+    let dispatcher: Dispatcher | undefined;
+    let terminal: SluiceEvent;
+    try {
+      await emitAll(run, { type: 'run-start', action: run.action, at: Date.now() });
+      const prepared = this.#prepare(run, call);
+      if (prepared === null) {
+        terminal = await this.#finish(run, { type: 'result', events: [], responses: [], skipped: true }, 'completed');
+        return terminal;
+      }
+      const { action, tracker, domain } = prepared;
+      dispatcher = new Dispatcher({
+        run: streaming ? run : undefined,
+        actionName: action.name,
+        signal: run.signal,
+        logger: this.logger,
+        observer: this.#registry.observe(run),
+      });
+      const context: ActionContext = { dispatcher, tracker, domain, signal: run.signal, runId: run.id };
+      const settled = await this.#settle(run, this.#invoke(action, context));
+      if (settled === TIMED_OUT) {
+        dispatcher.close();
+        this.logger.warn(
+          { action: action.name, runId: run.id },
+          `Action '${action.name}' did not finish within the barge-in timeout (${this.bargeInTimeoutMs / 1000}s); abandoning it`,
+        );
+        terminal = await this.#finish(run, { type: 'result', events: [], responses: [] }, 'timeout');
+        return terminal;
+      }
+      if (!settled.ok) throw settled.error;
+      const { events, state } = normalizeOutput(action.name, settled.value);
+      await dispatcher.autoClose();
+      dispatcher.close();
+      const result: EventInput = { type: 'result', events, responses: dispatcher.messages };
+      if (state !== undefined) result.state = state;
+      terminal = await this.#finish(run, result, run.isCancelled ? 'cancelled' : 'completed');
+      return terminal;
+    } catch (thrown) {
+      dispatcher?.close();
+      if (run.isCancelled && isAbort(thrown, run)) {
+        terminal = await this.#finish(run, { type: 'result', events: [], responses: [] }, 'cancelled');
+        return terminal;
+      }
+      const error = this.#publicError(run.action, thrown);
+      if (error.code === 'internal') this.logger.error({ err: thrown, action: run.action, runId: run.id }, `Action '${run.action}' failed`);
+      else this.logger.warn({ code: error.code, action: run.action, runId: run.id }, error.message);
+      await dispatcher?.closeStreamOnError();
+      terminal = await this.#finish(
+        run,
+        {
+          type: 'error',
+          code: error.code,
+          message: error.message,
+          reason: error.details.reason,
+          actionName: run.action,
+        },
+        'error',
+      );
+      return terminal;
+    }
+  }
+
+  /** Resolves the action, the call and the domain; null when the call names no action. */
+  #prepare(run: Run, call: unknown): { action: ActionDefinition; tracker: Tracker; domain: DomainJson | null } | null {
+    if (typeof call !== 'object' || call === null || Array.isArray(call)) {
+      throw new SluiceError('invalid_argument', 'Invalid action call: the body must be a JSON object', {
+        details: { reason: 'invalid_body' },
+      });
+    }
+    const next = (call as Record<string, unknown>).next_action;
+    if (next === undefined || next === null || next === '') {
+      this.logger.warn({ runId: run.id }, 'Received an action call without an action to run (next_action is empty)');
+      return null;
+    }
+    if (typeof next !== 'string') {
+      throw new SluiceError('invalid_argument', 'Invalid action call: next_action: expected a string', {
+        details: { reason: 'invalid_body' },
+      });
+    }
+    const action = this.#actions.get(next);
+    if (action === undefined) {
+      throw new SluiceError('not_found', `No registered action found for name '${next}'.`, {
+        details: { reason: 'action_not_found', actionName: next, resourceType: 'ACTION' },
+      });
+    }
+    const parsed = parseActionCall(call);
+    return { action, tracker: Tracker.fromJson(parsed.tracker), domain: this.#domainFor(next, parsed.domain, parsed.domain_digest) };
+  }
+
+  /** Rasa's single-slot domain cache: a non-empty domain is kept with its digest for later calls. */
+  #domainFor(actionName: string, domain: DomainJson | null | undefined, digest: string | null | undefined): DomainJson | null {
+    if (domain !== undefined && domain !== null && Object.keys(domain).length > 0) {
+      this.#domain = domain;
+      this.#domainDigest = digest ?? null;
+      return domain;
+    }
+    if ((digest ?? null) !== this.#domainDigest) {
+      throw new SluiceError('failed_precondition', MISSING_DOMAIN, {
+        details: { reason: 'domain_missing', actionName, resourceType: 'DOMAIN' },
+      });
+    }
+    return this.#domain;
+  }
+
+  async #invoke(action: ActionDefinition, context: ActionContext): Promise<ActionOutput> {
+    if (action.kind === 'run') return action.run(context.dispatcher, context.tracker, context.domain, context);
+    const dispatcher = context.dispatcher;
+    const iterator = action.stream(context);
+    if (iterator === null || typeof iterator !== 'object' || typeof iterator.next !== 'function') {
+      throw new SluiceError('internal', `Action '${action.name}': stream() must be a generator function`, {
+        details: { reason: 'invalid_action', actionName: action.name },
+      });
+    }
+    let finished = false;
+    try {
+      for (;;) {
+        const step = await iterator.next();
+        if (step.done === true) {
+          finished = true;
+          await dispatcher.finishStream();
+          return step.value;
+        }
+        const wait = deliver(dispatcher, step.value);
+        if (wait !== undefined) await wait;
+      }
+    } finally {
+      // The run is over without the generator finishing (timeout, error): let it clean up.
+      if (!finished) void Promise.resolve(iterator.return?.(undefined)).catch(() => {});
+    }
+  }
+
+  /** Waits for the action; once the run is cancelled, waits at most the barge-in timeout. */
+  #settle(run: Run, outcome: Promise<ActionOutput>): Promise<Settled> {
+    const settled = outcome.then(
+      (value): Settled => ({ ok: true, value }),
+      (error: unknown): Settled => ({ ok: false, error }),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const deadline = new Promise<Settled>((resolve) => {
+      onAbort = () => {
+        timer = setTimeout(() => resolve(TIMED_OUT), this.bargeInTimeoutMs);
+      };
+      if (run.signal.aborted) onAbort();
+      else run.signal.addEventListener('abort', onAbort, { once: true });
+    });
+    return Promise.race([settled, deadline]).finally(() => {
+      clearTimeout(timer);
+      if (onAbort !== undefined) run.signal.removeEventListener('abort', onAbort);
+    });
+  }
+
+  /** Emits the terminal event and `run-end`, then forgets the run. */
+  async #finish(run: Run, terminal: EventInput, reason: RunEndReason): Promise<SluiceEvent> {
+    try {
+      await emitAll(run, terminal);
+      await emitAll(run, { type: 'run-end', reason });
+    } finally {
+      this.#runs.delete(run.id);
+      this.#registry.release(run);
+      this.#retain(run);
+    }
+    return terminal as SluiceEvent;
+  }
+
+  /** Keeps an ended run reachable for a while; the oldest go first (Map keeps insertion order). */
+  #retain(run: Run): void {
+    if (this.#retainCount <= 0 || this.#retainMs <= 0) return;
+    const now = Date.now();
+    this.#ended.set(run.id, { run, until: now + this.#retainMs });
+    for (const [id, entry] of this.#ended) {
+      if (this.#ended.size <= this.#retainCount && entry.until >= now) break;
+      this.#ended.delete(id);
+    }
+  }
+
+  #publicError(actionName: string, thrown: unknown): SluiceError {
+    if (SluiceError.isInstance(thrown)) return thrown;
+    const own = thrown instanceof Error ? thrown.message : String(thrown);
+    const message = this.#exposeErrors && own !== '' ? own : `Action '${actionName}' failed`;
+    return new SluiceError('internal', message, { cause: thrown, details: { reason: 'action_failed', actionName } });
+  }
+
+  #errorOf(run: Run, event: SluiceEvent): SluiceError {
+    const e = event as Extract<SluiceEvent, { type: 'error' }>;
+    return new SluiceError(e.code, e.message, { details: { reason: e.reason, actionName: e.actionName ?? run.action } });
+  }
+}
+
+/** Emits and honours backpressure. */
+async function emitAll(run: Run, event: EventInput): Promise<void> {
+  const wait = run.emit(event);
+  if (wait !== undefined) await wait;
+}
+
+function isAbort(thrown: unknown, run: Run): boolean {
+  if (thrown === run.signal.reason) return true;
+  if (SluiceError.isInstance(thrown)) return thrown.code === 'cancelled';
+  return typeof thrown === 'object' && thrown !== null && (thrown as { name?: unknown }).name === 'AbortError';
+}
+
+/** Hands one yielded item to the dispatcher. */
+function deliver(dispatcher: Dispatcher, item: StreamItem): Promise<void> | undefined {
+  if (typeof item === 'string') return dispatcher.streamChunk({ text: item });
+  if (typeof item !== 'object' || item === null) {
+    throw new SluiceError('invalid_argument', `Action '${dispatcher.actionName}' yielded ${item === null ? 'null' : typeof item}: yield a string, a chunk object or status(…)`, {
+      details: { reason: 'invalid_output', actionName: dispatcher.actionName },
+    });
+  }
+  if (!('type' in item)) return dispatcher.streamChunk(item);
+  const typed = item as TypedStreamItem;
+  switch (typed.type) {
+    case 'chunk':
+      return dispatcher.streamChunk(typed.chunk);
+    case 'status':
+      return dispatcher.status(typed.text);
+    case 'message':
+      dispatcher.utterMessage(typed.message);
+      return undefined;
+    case 'stream-end':
+      return dispatcher.streamEnd();
+    case 'tool-start':
+      return dispatcher.toolStart(typed.toolCallId, typed.name);
+    case 'tool-delta':
+      return dispatcher.toolDelta(typed.toolCallId, typed.argsDelta);
+    case 'tool-call':
+      return dispatcher.toolCall(typed.toolCallId, typed.name, typed.args);
+    case 'tool-result':
+      return dispatcher.toolResult(typed.toolCallId, typed.name, typed);
+    default:
+      throw new SluiceError('invalid_argument', `Action '${dispatcher.actionName}' yielded an item of unknown type '${String((item as { type: unknown }).type)}'`, {
+        details: { reason: 'invalid_output', actionName: dispatcher.actionName },
+      });
+  }
+}
+
+/** Checks what an action returned: a list of Rasa events, or `{ events, state }`, or nothing. */
+function normalizeOutput(actionName: string, output: ActionOutput): { events: RasaEvent[]; state?: unknown } {
+  if (output === undefined || output === null) return { events: [] };
+  let events: unknown;
+  let state: unknown;
+  if (Array.isArray(output)) events = output;
+  else if (typeof output === 'object') {
+    events = (output as { events?: unknown }).events ?? [];
+    state = (output as { state?: unknown }).state;
+  } else {
+    throw badOutput(actionName, `returned ${typeof output}; expected a list of events`);
+  }
+  if (!Array.isArray(events)) throw badOutput(actionName, `returned 'events' of type ${typeof events}; expected a list`);
+  events.forEach((event: unknown, index) => {
+    if (typeof event !== 'object' || event === null || Array.isArray(event)) {
+      throw badOutput(actionName, `returned a malformed event at index ${index}: expected an object like { event: 'slot', … }`);
+    }
+    if (typeof (event as { event?: unknown }).event !== 'string' || (event as { event: string }).event === '') {
+      throw badOutput(actionName, `returned a malformed event at index ${index}: it has no 'event' name`);
+    }
+  });
+  return { events: events as RasaEvent[], state };
+}
+
+function badOutput(actionName: string, problem: string): SluiceError {
+  return new SluiceError('internal', `Action '${actionName}' ${problem}`, {
+    details: { reason: 'invalid_events', actionName },
+  });
+}
