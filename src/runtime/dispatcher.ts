@@ -153,6 +153,14 @@ export function buildMessage(input: MessageInput = {}): RasaResponse {
   };
 }
 
+/** A streamed message as it went out: where its start and end landed in the run. */
+interface StreamRecord {
+  responseId: string;
+  startSeq: number;
+  /** Seq of its `stream-end`; 0 while open. */
+  endSeq: number;
+}
+
 /**
  * What an action uses to talk: whole messages (`utterMessage`), streamed messages
  * (`streamStart` / `streamChunk` / `streamEnd`), informative updates (`status`) and tool events.
@@ -162,6 +170,10 @@ export function buildMessage(input: MessageInput = {}): RasaResponse {
  * without a run, each chunk becomes one message when its stream ends. Beyond Rasa: a barge-in
  * (the run is cancelled) holds even if the action starts a new stream, `streamEnd()` with no open
  * stream does nothing, and {@link Dispatcher.signal} aborts so the action can stop its work.
+ *
+ * Backpressure: the asynchronous methods return a promise when the slowest reader lags; await it.
+ * The synchronous ones (`utterMessage`, `cancelStream`, as in Rasa) never wait, but the next
+ * asynchronous call waits for them.
  */
 export class Dispatcher {
   /** Whole messages, in Rasa's response shape; they form the result's `responses`. */
@@ -179,8 +191,12 @@ export class Dispatcher {
   #bargedIn = false;
   #closed = false;
   #responseId: string | null = null;
-  #startSeq = 0;
+  /** The current stream's end is on its way (or the stream never reached the wire). */
   #endSent = false;
+  /** Streams whose end may still be unread, oldest first (bounded by the unread backlog). */
+  #streams: StreamRecord[] = [];
+  /** Backpressure left over from a synchronous emit, honoured by the next asynchronous one. */
+  #pending: Promise<void> | undefined;
 
   constructor(options: DispatcherOptions = {}) {
     this.#run = options.run;
@@ -217,12 +233,15 @@ export class Dispatcher {
     return this.#run !== undefined;
   }
 
-  /** Sends a whole message. It is part of the result's `responses` and, when streaming, a live `message` event. */
-  utterMessage(message: MessageInput = {}): void {
+  /**
+   * Sends a whole message. It is part of the result's `responses` and, when streaming, a live
+   * `message` event. Synchronous like Rasa's; the returned promise (when the reader lags) may be awaited.
+   */
+  utterMessage(message: MessageInput = {}): Promise<void> | undefined {
     this.#checkOpen('utterMessage');
     const built = buildMessage(message);
     this.messages.push(built);
-    if (this.#run !== undefined) this.#emit({ type: 'message', message: built });
+    return this.#run === undefined ? undefined : this.#sendNow({ type: 'message', message: built });
   }
 
   /**
@@ -232,26 +251,37 @@ export class Dispatcher {
   streamStart(): Promise<void> | undefined {
     this.#checkOpen('streamStart');
     if (this.#bargedIn) return undefined;
-    if (this.#active && this.#run !== undefined) this.#endStream('superseded');
-    this.#accumulated = [];
+    if (this.#run === undefined) {
+      this.#accumulated = [];
+      this.#cancelled = false;
+      this.#active = true;
+      return undefined;
+    }
+    if (this.#active) {
+      const wait = this.#endStream('superseded');
+      if (wait !== undefined) this.#pending = wait;
+    }
     this.#cancelled = false;
     this.#active = true;
-    this.#endSent = false;
-    if (this.#run === undefined) return undefined;
+    this.#endSent = true; // until the start is on the wire
     const responseId = newResponseId();
     this.#responseId = responseId;
-    const wait = this.#emit({ type: 'stream-start', responseId });
-    this.#startSeq = this.#run.lastSeq;
-    this.#observer?.streamStarted(responseId, this);
-    return wait;
+    const event: EventInput = { type: 'stream-start', responseId };
+    return this.#send(event, () => {
+      const run = this.#run as Run;
+      if (run.log[run.log.length - 1] !== event) return; // dropped by a cancel meanwhile
+      this.#prune(run);
+      this.#streams.push({ responseId, startSeq: run.lastSeq, endSeq: 0 });
+      if (this.#responseId === responseId) this.#endSent = false;
+      this.#observer?.streamStarted(responseId, this);
+    });
   }
 
   /** Sends one fragment of the open streamed message, opening one if needed. */
   streamChunk(chunk: ChunkInput): Promise<void> | undefined {
     this.#checkOpen('streamChunk');
     if (typeof chunk !== 'object' || chunk === null) throw invalid('streamChunk: expected an object like { text }');
-    const run = this.#run;
-    if (run === undefined) {
+    if (this.#run === undefined) {
       const payload: Record<string, unknown> = {};
       buildChunk(chunk, payload);
       if (this.#cancelled) return undefined;
@@ -265,10 +295,10 @@ export class Dispatcher {
     if (!this.#active) {
       const wait = this.streamStart();
       if (this.#cancelled) return wait;
-      event.responseId = this.#responseId;
-      if (wait !== undefined) return wait.then(() => this.#emit(event as unknown as EventInput));
-    } else event.responseId = this.#responseId;
-    return this.#emit(event as unknown as EventInput);
+      if (wait !== undefined) this.#pending = wait;
+    }
+    event.responseId = this.#responseId;
+    return this.#send(event as unknown as EventInput);
   }
 
   /**
@@ -284,32 +314,35 @@ export class Dispatcher {
   cancelStream(): void {
     this.#checkOpen('cancelStream');
     this.#cancelled = true;
-    if (this.#active && this.#run !== undefined) this.#endStream('cancelled');
+    if (this.#active && this.#run !== undefined) {
+      const wait = this.#endStream('cancelled');
+      if (wait !== undefined) this.#pending = wait;
+    }
   }
 
   /** Sends an informative update such as "Searching documents…" (transient, streaming only). */
   status(text: string): Promise<void> | undefined {
     this.#checkOpen('status');
     checkString('status', 'text', text);
-    return this.#run === undefined ? undefined : this.#emit({ type: 'status', text });
+    return this.#run === undefined ? undefined : this.#send({ type: 'status', text });
   }
 
   /** Opens a tool call. */
   toolStart(toolCallId: string, name: string): Promise<void> | undefined {
     this.#checkOpen('toolStart');
-    return this.#run === undefined ? undefined : this.#emit({ type: 'tool-start', toolCallId, name });
+    return this.#run === undefined ? undefined : this.#send({ type: 'tool-start', toolCallId, name });
   }
 
   /** Sends a fragment of a tool call's JSON arguments. */
   toolDelta(toolCallId: string, argsDelta: string): Promise<void> | undefined {
     this.#checkOpen('toolDelta');
-    return this.#run === undefined ? undefined : this.#emit({ type: 'tool-delta', toolCallId, argsDelta });
+    return this.#run === undefined ? undefined : this.#send({ type: 'tool-delta', toolCallId, argsDelta });
   }
 
   /** Announces a tool call with complete arguments. */
   toolCall(toolCallId: string, name: string, args: unknown): Promise<void> | undefined {
     this.#checkOpen('toolCall');
-    return this.#run === undefined ? undefined : this.#emit({ type: 'tool-call', toolCallId, name, args });
+    return this.#run === undefined ? undefined : this.#send({ type: 'tool-call', toolCallId, name, args });
   }
 
   /** Reports a tool call's output, or its error as a public message. */
@@ -319,20 +352,47 @@ export class Dispatcher {
     const event: EventInput = { type: 'tool-result', toolCallId, name };
     if ('output' in outcome) event.output = outcome.output;
     if (outcome.error !== undefined) event.error = outcome.error;
-    return this.#emit(event);
+    return this.#send(event);
   }
 
-  /** @internal Barge-in: cancel the stream for good (a restart does not undo it). */
+  /**
+   * Barge-in, called when the run is cancelled (after it dropped its unread backlog): the cancel
+   * holds for good (a restart does not undo it), and the one stream a reader may have seen open
+   * gets its `stream-end` (reason `cancelled`) — never an end without a start.
+   */
   bargeIn(): void {
     if (this.#bargedIn) return;
     this.#bargedIn = true;
     this.#cancelled = true;
-    if (this.#active && this.#run !== undefined) this.#endStream('cancelled');
+    this.#endSent = true;
+    const run = this.#run;
+    if (run === undefined) return;
+    const kept = run.keptThrough;
+    let open: StreamRecord | undefined;
+    for (let i = this.#streams.length - 1; i >= 0; i--) {
+      const record = this.#streams[i] as StreamRecord;
+      if (record.startSeq <= kept) {
+        if (record.endSeq === 0 || record.endSeq > kept) open = record;
+        break;
+      }
+      this.#observer?.streamEnded(record.responseId, 0); // dropped whole: no reader saw it
+    }
+    this.#streams = open === undefined ? [] : [open];
+    if (open !== undefined) {
+      const record = open;
+      record.endSeq = 0;
+      this.#sendNow({ type: 'stream-end', responseId: record.responseId, reason: 'cancelled' }, () => this.#ended(record));
+    }
   }
 
   /** @internal After the action returned: close a forgotten stream (with a warning). */
   autoClose(): Promise<void> | undefined {
     if (!this.#active) return undefined;
+    if (this.#endSent && this.#run !== undefined) {
+      // A cancel already closed it on the wire: nothing was forgotten.
+      this.#active = false;
+      return undefined;
+    }
     this.#logger.warn(
       { action: this.actionName },
       `Action '${this.actionName}' called streamStart() / streamChunk() but never called streamEnd(). Closing the stream automatically.`,
@@ -345,7 +405,10 @@ export class Dispatcher {
     return this.#close('completed');
   }
 
-  /** @internal The action failed: close its open stream so readers see the message end. */
+  /**
+   * Ends the open streamed message with reason `error`, for an action that caught a failure
+   * (e.g. its model broke off) and goes on: readers see the partial message end.
+   */
   closeStreamOnError(): Promise<void> | undefined {
     if (!this.#active || this.#run === undefined) return undefined;
     this.#active = false;
@@ -355,6 +418,11 @@ export class Dispatcher {
   /** @internal The run has ended: any later call is an error. */
   close(): void {
     this.#closed = true;
+  }
+
+  /** @internal Backpressure a synchronous call left behind, for the executor to honour. */
+  get pending(): Promise<void> | undefined {
+    return this.#pending;
   }
 
   #close(reason: StreamEndReason): Promise<void> | undefined {
@@ -372,22 +440,53 @@ export class Dispatcher {
   }
 
   #endStream(reason: StreamEndReason): Promise<void> | undefined {
-    const run = this.#run;
-    const responseId = this.#responseId;
-    if (run === undefined || responseId === null || this.#endSent) return undefined;
+    if (this.#endSent) return undefined;
     this.#endSent = true;
-    // A cancel may have dropped the start with the unread backlog: then no reader saw the stream.
-    if (this.#startSeq > run.keptThrough) {
-      this.#observer?.streamEnded(responseId, 0);
-      return undefined;
-    }
-    const wait = this.#emit({ type: 'stream-end', responseId, reason });
-    this.#observer?.streamEnded(responseId, run.lastSeq);
-    return wait;
+    const record = this.#streams[this.#streams.length - 1];
+    if (record === undefined || record.responseId !== this.#responseId || record.endSeq !== 0) return undefined;
+    return this.#send({ type: 'stream-end', responseId: record.responseId, reason }, () => this.#ended(record));
   }
 
-  #emit(event: EventInput): Promise<void> | undefined {
-    return (this.#run as Run).emit(event);
+  #ended(record: StreamRecord): void {
+    const run = this.#run as Run;
+    record.endSeq = run.lastSeq;
+    this.#observer?.streamEnded(record.responseId, run.lastSeq);
+  }
+
+  /** Forgets streams whose end every reader already has. */
+  #prune(run: Run): void {
+    let drop = 0;
+    while (drop < this.#streams.length) {
+      const record = this.#streams[drop] as StreamRecord;
+      if (record.endSeq === 0 || record.endSeq > run.deliveredHigh) break;
+      drop++;
+    }
+    if (drop > 0) this.#streams.splice(0, drop);
+  }
+
+  /** Emits after any backpressure a synchronous call left behind. */
+  #send(event: EventInput, onSent?: () => void): Promise<void> | undefined {
+    const run = this.#run as Run;
+    const pending = this.#pending;
+    if (pending === undefined) {
+      const wait = run.emit(event);
+      onSent?.();
+      return wait;
+    }
+    this.#pending = undefined;
+    return pending.then(() => {
+      const wait = run.emit(event);
+      onSent?.();
+      return wait;
+    });
+  }
+
+  /** Emits at once (synchronous callers); the backpressure is left for the next asynchronous call. */
+  #sendNow(event: EventInput, onSent?: () => void): Promise<void> | undefined {
+    const wait = (this.#run as Run).emit(event);
+    onSent?.();
+    if (wait !== undefined) this.#pending = wait;
+    return wait;
   }
 
   #checkOpen(method: string): void {

@@ -431,10 +431,11 @@ export class ActionExecutor {
   }
 }
 
-/** Emits and honours backpressure. */
+/** Emits once the slowest reader has room, so closing events honour the high-water mark too. */
 async function emitAll(run: Run, event: EventInput): Promise<void> {
-  const wait = run.emit(event);
-  if (wait !== undefined) await wait;
+  const ready = run.ready();
+  if (ready !== undefined) await ready;
+  run.emit(event);
 }
 
 function isAbort(thrown: unknown, run: Run): boolean {
@@ -459,8 +460,7 @@ function deliver(dispatcher: Dispatcher, item: StreamItem): Promise<void> | unde
     case 'status':
       return dispatcher.status(typed.text);
     case 'message':
-      dispatcher.utterMessage(typed.message);
-      return undefined;
+      return dispatcher.utterMessage(typed.message);
     case 'stream-end':
       return dispatcher.streamEnd();
     case 'tool-start':

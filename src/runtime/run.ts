@@ -17,17 +17,19 @@ export interface RunOptions {
   /** Name of the action the run executes. */
   action?: string;
   /**
-   * Most events a subscriber may lag behind the producer; a producer that reaches it awaits.
-   * Default 256.
+   * Most events a subscriber may lag behind the producer (at least 2). A producer waits once the
+   * lag reaches `highWaterMark - 1`: the last slot is kept for the `stream-end` a cancel emits at
+   * once, so even then the lag never exceeds the mark. Default 256.
    */
   highWaterMark?: number;
-  /** Lag at which an awaiting producer resumes. Default half the high-water mark. */
+  /** Lag at which a waiting producer resumes, below `highWaterMark - 1`. Default half of that. */
   lowWaterMark?: number;
   /** Events kept for late subscribers and resumes (at least the high-water mark). Default 65,536. */
   logLimit?: number;
   /**
-   * Lag at which a producer that ignores backpressure (emits without awaiting) is stopped with
-   * `resource_exhausted`. Default four times the high-water mark.
+   * A producer that ignores backpressure (emits without awaiting) is stopped with
+   * `resource_exhausted` once the lag would pass this. Whole `message` events (Rasa's synchronous
+   * `utter_message`) and closing events are exempt. Default four times the high-water mark.
    */
   hardLimit?: number;
   /** A parent signal: when it aborts, the run is cancelled. */
@@ -86,6 +88,8 @@ export class Run {
   #keptThrough = Infinity;
   #controller = new AbortController();
   #drain: { promise: Promise<void>; resolve: () => void } | null = null;
+  /** Emits made while the producer should have been waiting. */
+  #ignored = 0;
   #resolveDone!: (event: RunEndEvent) => void;
   #detachParent: (() => void) | null = null;
 
@@ -93,11 +97,14 @@ export class Run {
     this.id = options.id ?? newRunId();
     this.action = options.action ?? '';
     this.highWaterMark = positiveInt('highWaterMark', options.highWaterMark, DEFAULT_HWM);
-    this.lowWaterMark = options.lowWaterMark ?? Math.floor(this.highWaterMark / 2);
-    if (!Number.isInteger(this.lowWaterMark) || this.lowWaterMark < 0 || this.lowWaterMark >= this.highWaterMark) {
+    if (this.highWaterMark < 2) {
+      throw new SluiceError('invalid_argument', `Run option 'highWaterMark' must be at least 2 (got ${this.highWaterMark})`);
+    }
+    this.lowWaterMark = options.lowWaterMark ?? Math.floor((this.highWaterMark - 1) / 2);
+    if (!Number.isInteger(this.lowWaterMark) || this.lowWaterMark < 0 || this.lowWaterMark >= this.highWaterMark - 1) {
       throw new SluiceError(
         'invalid_argument',
-        `Run option 'lowWaterMark' must be an integer in [0, highWaterMark) (got ${String(options.lowWaterMark)})`,
+        `Run option 'lowWaterMark' must be an integer in [0, highWaterMark - 1) (got ${String(options.lowWaterMark)})`,
       );
     }
     this.logLimit = positiveInt('logLimit', options.logLimit, Math.max(DEFAULT_LOG_LIMIT, this.highWaterMark));
@@ -193,11 +200,12 @@ export class Run {
     }
     const closing = isClosingEvent(type);
     if (!closing) {
-      if (this.#cancelReason !== null) return undefined;
-      if (this.#drain !== null && this.#lastSeq - this.#minCursor() >= this.hardLimit) {
+      // run-start survives a cancel that came before the action started.
+      if (this.#cancelReason !== null && type !== 'run-start') return undefined;
+      if (this.#drain !== null && type !== 'message' && ++this.#ignored > this.hardLimit - this.highWaterMark) {
         throw new SluiceError(
           'resource_exhausted',
-          `Run ${this.id}: the producer emitted ${this.hardLimit} events ahead of its slowest reader without awaiting; await each emit (e.g. \`await dispatcher.streamChunk(…)\`)`,
+          `Run ${this.id}: the producer kept emitting ahead of its slowest reader without awaiting; await each emit (e.g. \`await dispatcher.streamChunk(…)\`)`,
         );
       }
     } else if (type === 'result' || type === 'error') {
@@ -222,8 +230,16 @@ export class Run {
     if (this.log.length >= this.logLimit * 2) this.#trim();
     for (const sub of this.subscribers) if (sub.waiting) sub.wake();
 
-    if (this.subscribers.size === 0) return undefined;
-    if (this.#lastSeq - this.#minCursor() < this.highWaterMark) return undefined;
+    return this.ready();
+  }
+
+  /**
+   * Undefined when the producer may emit, else a promise that settles once the slowest reader has
+   * caught up to the low-water mark (or left, or the run was cancelled).
+   */
+  ready(): Promise<void> | undefined {
+    if (this.subscribers.size === 0 || this.#state === 'ended') return undefined;
+    if (this.#lastSeq - this.#minCursor() < this.highWaterMark - 1) return undefined;
     if (this.#drain === null) {
       let resolve!: () => void;
       const promise = new Promise<void>((r) => {
@@ -253,6 +269,8 @@ export class Run {
         `subscribe: events after ${after} of run ${this.id} are no longer retained (oldest kept is ${this.base + 1})`,
       );
     }
+    // The reader has what precedes `after`: a cancel must not drop it.
+    if (after > this.deliveredHigh) this.deliveredHigh = after;
     const sub = new Subscription(this, after, options.signal);
     if (!sub.closed) this.subscribers.add(sub);
     return sub;
@@ -260,11 +278,12 @@ export class Run {
 
   /**
    * Cancels the run: aborts {@link Run.signal} and drops, in O(1), the events no reader has read.
-   * Returns false when the run was already cancelled or has ended. The producer still has to emit
-   * its closing events (the executor does that).
+   * Returns false when the run was already cancelled, has its result, or has ended. The producer
+   * still has to emit its closing events (the executor does that).
    */
   cancel(reason?: unknown): boolean {
-    if (this.#state !== 'running') return false;
+    // Once the result is in, the action is over: nothing is left to stop or to drop.
+    if (this.#state !== 'running' || this.#terminal !== null) return false;
     const error = SluiceError.isInstance(reason)
       ? reason
       : new SluiceError('cancelled', typeof reason === 'string' ? reason : 'The run was cancelled', {
@@ -303,6 +322,7 @@ export class Run {
 
   #releaseProducer(): void {
     const drain = this.#drain;
+    this.#ignored = 0;
     if (drain !== null) {
       this.#drain = null;
       drain.resolve();

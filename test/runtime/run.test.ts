@@ -102,12 +102,12 @@ describe('Run', () => {
     assert.throws(() => new Run().emit({ type: 'run-end', reason: 'completed' }), /needs a 'result' or an 'error'/);
   });
 
-  test('a producer ahead of its slowest subscriber by the high-water mark awaits', async () => {
+  test('a producer ahead of its slowest subscriber by the high-water mark awaits (one slot kept for a cancel)', async () => {
     const run = new Run({ highWaterMark: 4 });
     const sub = run.subscribe();
     let waits = 0;
-    for (let i = 0; i < 3; i++) assert.equal(run.emit(chunk(String(i))), undefined);
-    const wait = run.emit(chunk('3'));
+    for (let i = 0; i < 2; i++) assert.equal(run.emit(chunk(String(i))), undefined);
+    const wait = run.emit(chunk('2'));
     assert.ok(wait instanceof Promise);
     waits++;
     let released = false;
@@ -224,7 +224,8 @@ describe('Run', () => {
 
   test('invalid options are refused with the option named', () => {
     assert.throws(() => new Run({ highWaterMark: 0 }), /'highWaterMark'/);
-    assert.throws(() => new Run({ highWaterMark: 4, lowWaterMark: 4 }), /'lowWaterMark'/);
+    assert.throws(() => new Run({ highWaterMark: 1 }), /'highWaterMark' must be at least 2/);
+    assert.throws(() => new Run({ highWaterMark: 4, lowWaterMark: 3 }), /'lowWaterMark'/);
     assert.throws(() => new Run({ highWaterMark: 8, logLimit: 4 }), /'logLimit'/);
     assert.throws(() => new Run({ highWaterMark: 8, hardLimit: 4 }), /'hardLimit'/);
   });
