@@ -1,0 +1,13 @@
+/**
+ * `sluice/transports/grpc`: Rasa's gRPC action protocol (`action_server_webhook.ActionService`)
+ * and gRPC health, served over h2c.
+ * @module
+ */
+
+export { createGrpcServer, DEFAULT_GRPC_PORT } from './server.ts';
+export type { GrpcServer, GrpcServerOptions } from './server.ts';
+export { HEALTH_SERVICE_NAME } from './action-service.ts';
+export { requestToActionCall, statusForError } from './convert.ts';
+export type { GrpcStatus } from './convert.ts';
+export * as actionWebhookPb from './gen/action_webhook_pb.ts';
+export * as healthPb from './gen/health_pb.ts';

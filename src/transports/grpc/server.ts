@@ -1,0 +1,204 @@
+/**
+ * The gRPC transport: Rasa's `ActionService` plus `grpc.health.v1.Health`, served with Connect
+ * over cleartext HTTP/2 (h2c) on its own port, so stock grpc clients (Rasa's, grpcio, grpc-js)
+ * talk to it unchanged.
+ * @module
+ */
+
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { Code, ConnectError, createConnectRouter } from '@connectrpc/connect';
+import { createMethodUrl, type UniversalServerRequest, type UniversalServerResponse } from '@connectrpc/connect/protocol';
+import { compressionGzip, universalRequestFromNodeRequest } from '@connectrpc/connect-node';
+import type { ActionExecutor } from '../../runtime/executor.ts';
+import type { Logger } from '../../runtime/logger.ts';
+import { actionServiceImpl, healthServiceImpl, type HealthState } from './action-service.ts';
+import { ActionService } from './gen/action_webhook_pb.ts';
+import { Health } from './gen/health_pb.ts';
+import { encodeGrpcMessage, writeUniversalResponse } from './response-writer.ts';
+import { createWebhookStreamHandler } from './webhook-stream-handler.ts';
+
+/** Rasa SDK's default action-server port. */
+export const DEFAULT_GRPC_PORT = 5055;
+
+/**
+ * Ends a call with a status and no messages in one HEADERS frame ("trailers-only"), as grpc
+ * servers do; clients read no status from headers followed by an empty body.
+ */
+function trailersOnly(res: http2.Http2ServerResponse, code: Code, message: string): void {
+  if (res.stream.closed || res.stream.destroyed || res.headersSent) return;
+  res.stream.respond(
+    { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(message) },
+    { endStream: true },
+  );
+}
+
+/**
+ * The call was answered before its request was read to the end (e.g. the request was too large).
+ * Once the trailers are out, RST_STREAM(NO_ERROR) tells the client to stop sending (RFC 9113
+ * §8.1), and the stream is destroyed: Node would otherwise keep it open until the unread input is
+ * consumed, which its compatibility layer never does once Connect stopped reading the request.
+ */
+function closeUnread(stream: http2.ServerHttp2Stream): void {
+  const close = (): void => {
+    if (stream.destroyed) return;
+    stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    setImmediate(() => stream.destroy());
+  };
+  // Node sends the trailers from its own 'wantTrailers' listener, registered before this one.
+  if (stream.sentTrailers !== undefined || stream.closed) setImmediate(close);
+  else stream.once('wantTrailers', () => setImmediate(close));
+}
+
+/** Options of {@link createGrpcServer}. */
+export interface GrpcServerOptions {
+  /** Runs the actions; shared with other transports (the server never closes it). */
+  executor: ActionExecutor;
+  /** Default: the executor's logger. */
+  logger?: Logger;
+  /** Largest request message accepted, in bytes. Default 4 MiB, gRPC's own default. */
+  readMaxBytes?: number;
+  /** How long `close()` lets open calls finish before cutting connections, in ms. Default 5,000. */
+  closeTimeoutMs?: number;
+}
+
+/** A gRPC server for Rasa's action protocol. */
+export interface GrpcServer {
+  /**
+   * Starts listening (h2c). Port 0 picks a free port; no host means every interface (like
+   * Rasa's `[::]`). Resolves with the bound address.
+   */
+  listen(port?: number, host?: string): Promise<{ port: number; host: string }>;
+  /**
+   * Stops taking calls: health turns NOT_SERVING, open calls are cancelled (their runs too) and
+   * end with UNAVAILABLE, connections get a GOAWAY and are cut after `closeTimeoutMs`.
+   */
+  close(): Promise<void>;
+  /** The request handler, to serve these services from an HTTP/2 server of your own. */
+  readonly handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+  /** The underlying HTTP/2 server. */
+  readonly server: http2.Http2Server;
+}
+
+/**
+ * Creates the gRPC server for `executor`: `Webhook`, `WebhookStream`, `AckStreamChunks` and
+ * `Actions` of `action_server_webhook.ActionService`, and `grpc.health.v1.Health` with
+ * `""` and `"ActionServer"` SERVING.
+ *
+ * @example
+ * const grpc = createGrpcServer({ executor });
+ * const { port } = await grpc.listen(5055);
+ */
+export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
+  const { executor } = options;
+  const logger = options.logger ?? executor.logger;
+  const closeTimeoutMs = options.closeTimeoutMs ?? 5_000;
+  const shutdown = new AbortController();
+  const health: HealthState = { serving: true, closing: shutdown.signal };
+
+  // Rasa's server answers with gzip; we accept gzip requests, and Connect's handlers compress
+  // responses over 1 KiB for clients that ask for it.
+  const acceptCompression = [compressionGzip];
+  const readMaxBytes = options.readMaxBytes ?? 4 * 1024 * 1024;
+  const router = createConnectRouter({
+    grpc: true,
+    grpcWeb: false,
+    connect: false,
+    acceptCompression,
+    readMaxBytes,
+    shutdownSignal: shutdown.signal,
+  });
+  router.service(ActionService, actionServiceImpl(executor, logger));
+  router.service(Health, healthServiceImpl(health));
+  const routes = new Map<string, (request: UniversalServerRequest) => Promise<UniversalServerResponse>>();
+  for (const handler of router.handlers) routes.set(handler.requestPath, handler);
+  // The streaming hot path: batched, with Connect's handler behind it for unusual requests.
+  const streamPath = createMethodUrl('/', ActionService.method.webhookStream);
+  const connectStream = router.handlers.find((handler) => handler.requestPath === streamPath);
+  if (connectStream === undefined) throw new Error(`no Connect handler for ${streamPath}`);
+  routes.set(
+    streamPath,
+    createWebhookStreamHandler({ executor, fallback: connectStream, readMaxBytes, shutdownSignal: shutdown.signal, logger }),
+  );
+
+  const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
+    const url = req.url;
+    const query = url.indexOf('?');
+    const route = routes.get(query === -1 ? url : url.slice(0, query));
+    if (route === undefined) {
+      trailersOnly(res, Code.Unimplemented, `unknown method ${url}`);
+      return;
+    }
+    let universal: ReturnType<typeof universalRequestFromNodeRequest>;
+    try {
+      universal = universalRequestFromNodeRequest(req, res, undefined, undefined);
+    } catch (error) {
+      // E.g. a request without :authority; answer it rather than throw out of the server.
+      logger.debug({ err: error, path: url }, 'gRPC request rejected');
+      trailersOnly(res, Code.InvalidArgument, ConnectError.from(error).rawMessage);
+      return;
+    }
+    route(universal)
+      .then((response) => writeUniversalResponse(response, res))
+      .then(() => {
+        if (!req.complete) closeUnread(res.stream);
+      })
+      .catch((error: unknown) => {
+        const code = ConnectError.from(error).code;
+        // A client that went away mid-call is routine.
+        if (code === Code.Aborted || code === Code.Canceled) logger.debug({ err: error, path: url }, 'gRPC call ended early');
+        else logger.error({ err: error, path: url }, 'gRPC call failed');
+      });
+  };
+
+  const server = http2.createServer(handler);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+  server.on('sessionError', (error) => logger.debug({ err: error }, 'gRPC connection error'));
+
+  let closing: Promise<void> | null = null;
+
+  return {
+    handler,
+    server,
+
+    listen(port = DEFAULT_GRPC_PORT, host?: string) {
+      return new Promise((resolve, reject) => {
+        const onError = (error: Error): void => reject(error);
+        server.once('error', onError);
+        server.listen(port, host, () => {
+          server.off('error', onError);
+          const address = server.address() as AddressInfo;
+          logger.info({ port: address.port, host: address.address }, `gRPC action server listening on ${address.address}:${address.port}`);
+          resolve({ port: address.port, host: address.address });
+        });
+      });
+    },
+
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        health.serving = false;
+        shutdown.abort(new ConnectError('the server is shutting down', Code.Unavailable));
+        if (!server.listening) {
+          for (const session of sessions) session.destroy();
+          resolve();
+          return;
+        }
+        // Not unref'd: `await close()` must settle even when nothing else keeps the process up.
+        const timer = setTimeout(() => {
+          for (const session of sessions) session.destroy();
+        }, closeTimeoutMs);
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        // GOAWAY: each connection closes once its open calls (now cancelled) have ended.
+        for (const session of sessions) session.close();
+      });
+      return closing;
+    },
+  };
+}
