@@ -1,0 +1,14 @@
+/**
+ * The HTTP transport: Rasa's action-server protocol, Server-Sent Events, control routes and a
+ * WebSocket endpoint, on Fastify.
+ * @module
+ */
+
+export { createHttpServer } from './server.ts';
+export type { HttpServerOptions } from './server.ts';
+export { DEFAULT_BODY_LIMIT } from './options.ts';
+export type { SseOptions, WsOptions } from './options.ts';
+export { SSE_HEADERS, SseWriter, formatSseEvent } from './sse-writer.ts';
+export type { SseCloseReason, SseWriterOptions } from './sse-writer.ts';
+export { DETACH_HEADER, RUN_ID_HEADER, wantsEventStream } from './sse-routes.ts';
+export { STATUS_DOMAIN_MISSING, rasaErrorReply } from './errors.ts';

@@ -1,0 +1,105 @@
+/**
+ * `createHttpServer`: the Fastify server of the HTTP transport.
+ * @module
+ */
+
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { ActionExecutor } from '../../runtime/executor.ts';
+import { BODY_TOO_LARGE, registerBodyParser } from './body.ts';
+import type { HttpContext } from './context.ts';
+import { registerControlRoutes } from './control-routes.ts';
+import { resolveBodyLimit, resolveSseOptions, resolveWsOptions, type SseOptions, type WsOptions } from './options.ts';
+import { registerRasaRoutes } from './rasa-routes.ts';
+import { registerSseRoutes } from './sse-routes.ts';
+import { registerWebsocketPlugin, registerWsRoutes } from './ws-routes.ts';
+
+/** Options of {@link createHttpServer}. */
+export interface HttpServerOptions {
+  /** Runs the actions. The server never closes it: call `executor.close()` on shutdown. */
+  executor: ActionExecutor;
+  /**
+   * Fastify's request logger: `false` (default), `true`, pino options, or a pino-compatible
+   * logger instance. Sluice's own transport warnings go to `executor.logger`.
+   */
+  logger?: FastifyServerOptions['logger'] | FastifyBaseLogger;
+  /** Largest request body in bytes, compressed and inflated; larger ones get 413. Default 1 MiB. */
+  bodyLimit?: number;
+  /** Server-Sent Events settings. */
+  sse?: SseOptions;
+  /** WebSocket settings. */
+  ws?: WsOptions;
+}
+
+function isLoggerInstance(value: unknown): value is FastifyBaseLogger {
+  return typeof value === 'object' && value !== null && typeof (value as { child?: unknown }).child === 'function';
+}
+
+/**
+ * Builds the HTTP transport (not listening yet: call `listen`).
+ *
+ * Routes: Rasa's `GET /health`, `GET /actions`, `POST /webhook`; SSE on `POST /webhook/stream` (or
+ * `/webhook` with `Accept: text/event-stream`) and `GET /runs/:runId/events`; control on
+ * `POST /runs/:runId/cancel` and `POST /streams/:responseId/ack`; WebSocket on `GET /ws`. Every
+ * error is JSON with an `error` message; unknown routes get 404. Every request body, on routes you
+ * add to the instance too, is read as JSON whatever its content type (as Rasa's server does).
+ *
+ * Disconnect vs cancel: a client that leaves an SSE stream it opened with an action call
+ * (`POST /webhook/stream`, or `/webhook` with `Accept: text/event-stream`), or closes the
+ * WebSocket it started a run on, cancels that run; `?detach=true` / `X-Sluice-Detach: true` (or
+ * `detach: true` on WebSocket) starts a run that outlives its reader and is resumed with
+ * `GET /runs/:runId/events`. Readers that resume never cancel. A unary `POST /webhook` whose client
+ * hangs up before the answer cancels its run too.
+ *
+ * Throws `invalid_argument` for an invalid option.
+ *
+ * @example
+ * const app = createHttpServer({ executor, sse: { pingIntervalMs: 10_000 } });
+ * await app.listen({ port: 5055, host: '0.0.0.0' });
+ */
+export function createHttpServer(options: HttpServerOptions): FastifyInstance {
+  const bodyLimit = resolveBodyLimit(options.bodyLimit);
+  const ctx: HttpContext = {
+    executor: options.executor,
+    logger: options.executor.logger,
+    sse: resolveSseOptions(options.sse),
+    ws: resolveWsOptions(options.ws, bodyLimit),
+    writers: new Set(),
+  };
+  const logger = options.logger ?? false;
+  const app = (
+    isLoggerInstance(logger) ? Fastify({ bodyLimit, loggerInstance: logger }) : Fastify({ bodyLimit, logger })
+  ) as unknown as FastifyInstance;
+
+  registerBodyParser(app, bodyLimit);
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ error: `Route ${request.method} ${request.url.split('?')[0]} not found`, code: 'not_found' });
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
+    if (error.code === BODY_TOO_LARGE) {
+      reply.code(413).send({ error: `Request body is too large: the limit is ${bodyLimit} bytes` });
+      return;
+    }
+    if (status >= 500) {
+      request.log.error({ err: error }, 'Request failed');
+      reply.code(status).send({ error: 'Internal server error' });
+      return;
+    }
+    reply.code(status).send({ error: error.message });
+  });
+
+  // Open SSE responses would hold `close()` forever; end them first. Their runs belong to the executor.
+  app.addHook('preClose', async () => {
+    for (const writer of ctx.writers) writer.end('ended', ': server shutting down\n\n');
+  });
+
+  registerRasaRoutes(app, ctx);
+  registerSseRoutes(app, ctx);
+  registerControlRoutes(app, ctx);
+  registerWebsocketPlugin(app, ctx.ws);
+  // In a child scope so the route is added once the plugin above has loaded (its onRoute hook).
+  app.register(async (scope) => registerWsRoutes(scope, ctx));
+  return app;
+}
