@@ -81,5 +81,35 @@ export const greet = defineAction({
   },
 });
 
+/**
+ * The chat entry point (`sluice chat` calls it): reads the user's text and answers from the
+ * examples above, streaming word by word.
+ */
+export const chatAction = defineAction({
+  name: 'action_chat',
+  async *stream({ tracker, signal }) {
+    const text = String(tracker.latestMessage.text ?? '').toLowerCase();
+    const city = Object.keys(FORECASTS).find((c) => text.includes(c));
+    let reply: string;
+    if (city !== undefined || text.includes('weather')) {
+      const name = city === undefined ? 'Lisbon' : city[0]?.toUpperCase() + city.slice(1);
+      yield status(`Looking up the forecast for ${name}…`);
+      await pause(300, signal);
+      reply = `In ${name}: ${FORECASTS[name.toLowerCase()] ?? ''}`;
+    } else if (text.includes('story')) {
+      yield status('Writing a very short story…');
+      reply = 'Once upon a time, a small stream met a sluice. It learned to wait its turn, and so it never flooded anyone.';
+    } else {
+      reply = `You said “${tracker.latestMessage.text ?? ''}”. Ask me about the weather in Paris, Berlin or Lisbon, or for a story.`;
+    }
+    for (const word of reply.split(/(?<= )/)) {
+      if (signal.aborted) return [slotSet('interrupted', true)];
+      yield word;
+      await pause(30, signal);
+    }
+    return [];
+  },
+});
+
 /** Every example action, for `sluice serve --actions`. */
-export const actions = [weather, story, card, greet];
+export const actions = [weather, story, card, greet, chatAction];

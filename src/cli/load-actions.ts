@@ -1,0 +1,55 @@
+/**
+ * Loads the actions of a module, like `python -m rasa_sdk --actions <module>`.
+ * @module
+ */
+
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { SluiceError } from '../protocol/errors.ts';
+import { type ActionDefinition, isActionDefinition } from '../runtime/action.ts';
+
+/**
+ * Imports `specifier` (a path to a `.ts`/`.js` file, relative to `cwd`, or a package name) and
+ * returns every action it exports: exported `defineAction` values and arrays of them, each once.
+ * Throws `not_found` when the module cannot be loaded and `invalid_argument` when it exports no action.
+ */
+export async function loadActions(specifier: string, cwd = process.cwd()): Promise<ActionDefinition[]> {
+  const path = resolve(cwd, specifier);
+  const isFile = await stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(isFile ? pathToFileURL(path).href : specifier)) as Record<string, unknown>;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' && !isFile) {
+      throw new SluiceError('not_found', `Cannot find the actions module '${specifier}' (looked for ${path})`, { cause: error });
+    }
+    throw new SluiceError('invalid_argument', `Cannot load the actions module '${specifier}': ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const found = new Map<string, ActionDefinition>();
+  const add = (value: unknown): void => {
+    if (!isActionDefinition(value)) return;
+    const existing = found.get(value.name);
+    if (existing !== undefined && existing !== value) {
+      throw new SluiceError('already_exists', `The actions module '${specifier}' exports two actions named '${value.name}'`);
+    }
+    found.set(value.name, value);
+  };
+  for (const value of Object.values(module)) {
+    if (Array.isArray(value)) value.forEach(add);
+    else add(value);
+  }
+  if (found.size === 0) {
+    throw new SluiceError(
+      'invalid_argument',
+      `The actions module '${specifier}' exports no action: export values made with defineAction()`,
+    );
+  }
+  return [...found.values()];
+}
