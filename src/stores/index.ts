@@ -1,0 +1,14 @@
+/**
+ * `sluice/stores`: storage for applications — persisters (SQLite by default, PostgreSQL) and the
+ * local tracker.
+ * @module
+ */
+
+export { SQLitePersister } from './sqlite-persister.ts';
+export type { SQLitePersisterOptions } from './sqlite-persister.ts';
+export { PostgresPersister } from './postgres-persister.ts';
+export type { PostgresPersisterOptions } from './postgres-persister.ts';
+export { SQLiteTracker } from './sqlite-tracker.ts';
+export type { SQLiteTrackerOptions } from './sqlite-tracker.ts';
+export { defaultDataDir } from './sql.ts';
+export type { SQLiteOptions } from './sql.ts';

@@ -1,0 +1,189 @@
+/**
+ * A PostgreSQL persister (`pg`): the same rows as the SQLite one, for apps served by several
+ * processes.
+ * @module
+ */
+
+import pg from 'pg';
+import type { LoadQuery, PersistedStep, Persister } from '../app/persistence.ts';
+import { duplicateStep, STEP_STATUSES } from '../app/persistence.ts';
+import type { StateData } from '../app/state.ts';
+import { checkIdentifier } from './sql.ts';
+
+/** Options of a {@link PostgresPersister}. */
+export interface PostgresPersisterOptions {
+  /** A pool to use (not ended by `close()`); otherwise one is made from `connectionString`. */
+  pool?: pg.Pool;
+  /** Default `DATABASE_URL`. */
+  connectionString?: string;
+  /** Table name (default `sluice_steps`); tests use a unique one each. */
+  table?: string;
+}
+
+interface Row {
+  app_id: string;
+  partition_key: string;
+  sequence_id: number;
+  action: string;
+  status: string;
+  state: StateData;
+  result: unknown;
+  error: string | null;
+  started_ms: string | number;
+  ended_ms: string | number;
+}
+
+const COLUMNS = `app_id, partition_key, sequence_id, action, status, state, result, error,
+  extract(epoch from started_at) * 1000 AS started_ms, extract(epoch from ended_at) * 1000 AS ended_ms`;
+
+function toStep(row: Row): PersistedStep {
+  return {
+    appId: row.app_id,
+    partitionKey: row.partition_key,
+    sequenceId: Number(row.sequence_id),
+    action: row.action,
+    status: row.status as PersistedStep['status'],
+    state: row.state,
+    result: row.result ?? null,
+    error: row.error,
+    startedAt: Number(row.started_ms),
+    endedAt: Number(row.ended_ms),
+  };
+}
+
+/**
+ * Saves one row per step in a PostgreSQL table with primary key (app_id, partition_key,
+ * sequence_id), inside a transaction: a second commit of a step fails with `already_exists`.
+ *
+ * @example
+ * const persister = new PostgresPersister({ connectionString: process.env.DATABASE_URL });
+ * builder.withPersister(persister).initializeFromPersister(persister);
+ */
+export class PostgresPersister implements Persister {
+  readonly table: string;
+  readonly #pool: pg.Pool;
+  readonly #owned: boolean;
+  #ready: Promise<void> | null = null;
+  #closed = false;
+
+  constructor(options: PostgresPersisterOptions = {}) {
+    this.table = checkIdentifier('table', options.table ?? 'sluice_steps');
+    this.#owned = options.pool === undefined;
+    this.#pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString ?? process.env.DATABASE_URL });
+  }
+
+  initialize(): Promise<void> {
+    this.#ready ??= this.#create().catch((error: unknown) => {
+      this.#ready = null;
+      throw error;
+    });
+    return this.#ready;
+  }
+
+  async #create(): Promise<void> {
+    const t = this.table;
+    const statuses = STEP_STATUSES.map((s) => `'${s}'`).join(', ');
+    await this.#pool.query(`
+      CREATE TABLE IF NOT EXISTS "${t}" (
+        app_id        text        NOT NULL,
+        partition_key text        NOT NULL DEFAULT '',
+        sequence_id   integer     NOT NULL CHECK (sequence_id >= 0),
+        action        text        NOT NULL,
+        status        text        NOT NULL CHECK (status IN (${statuses})),
+        state         jsonb       NOT NULL,
+        result        jsonb,
+        error         text,
+        started_at    timestamptz NOT NULL,
+        ended_at      timestamptz NOT NULL,
+        PRIMARY KEY (app_id, partition_key, sequence_id)
+      );
+      CREATE INDEX IF NOT EXISTS "${t}_partition_ended" ON "${t}" (partition_key, ended_at);
+    `);
+  }
+
+  async save(step: PersistedStep): Promise<void> {
+    await this.initialize();
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(
+        `INSERT INTO "${this.table}" (app_id, partition_key, sequence_id, action, status, state, result, error, started_at, ended_at)
+         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, to_timestamp($9::double precision / 1000), to_timestamp($10::double precision / 1000))`,
+        [
+          step.appId,
+          step.partitionKey,
+          step.sequenceId,
+          step.action,
+          step.status,
+          JSON.stringify(step.state),
+          step.result === undefined || step.result === null ? null : JSON.stringify(step.result),
+          step.error,
+          step.startedAt,
+          step.endedAt,
+        ],
+      );
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      if ((error as { code?: unknown }).code === '23505') throw duplicateStep(step, error);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async load(query: LoadQuery): Promise<PersistedStep | null> {
+    await this.initialize();
+    const t = this.table;
+    let result: pg.QueryResult<Row>;
+    if (query.appId === undefined) {
+      result = await this.#pool.query<Row>(
+        `SELECT ${COLUMNS} FROM "${t}" WHERE partition_key = $1 ORDER BY ended_at DESC, sequence_id DESC LIMIT 1`,
+        [query.partitionKey],
+      );
+    } else if (query.sequenceId === undefined) {
+      result = await this.#pool.query<Row>(
+        `SELECT ${COLUMNS} FROM "${t}" WHERE app_id = $1 AND partition_key = $2 ORDER BY sequence_id DESC LIMIT 1`,
+        [query.appId, query.partitionKey],
+      );
+    } else {
+      result = await this.#pool.query<Row>(
+        `SELECT ${COLUMNS} FROM "${t}" WHERE app_id = $1 AND partition_key = $2 AND sequence_id = $3`,
+        [query.appId, query.partitionKey, query.sequenceId],
+      );
+    }
+    const row = result.rows[0];
+    return row === undefined ? null : toStep(row);
+  }
+
+  async list(appId: string, partitionKey = ''): Promise<PersistedStep[]> {
+    await this.initialize();
+    const result = await this.#pool.query<Row>(
+      `SELECT ${COLUMNS} FROM "${this.table}" WHERE app_id = $1 AND partition_key = $2 ORDER BY sequence_id`,
+      [appId, partitionKey],
+    );
+    return result.rows.map(toStep);
+  }
+
+  async listAppIds(partitionKey = ''): Promise<string[]> {
+    await this.initialize();
+    const result = await this.#pool.query<{ app_id: string }>(
+      `SELECT app_id FROM "${this.table}" WHERE partition_key = $1 GROUP BY app_id ORDER BY MAX(ended_at) DESC`,
+      [partitionKey],
+    );
+    return result.rows.map((r) => r.app_id);
+  }
+
+  /** Drops the table (tests). */
+  async drop(): Promise<void> {
+    await this.#pool.query(`DROP TABLE IF EXISTS "${this.table}"`);
+    this.#ready = null;
+  }
+
+  /** Ends the pool if this persister made it. */
+  async close(): Promise<void> {
+    if (!this.#owned || this.#closed) return;
+    this.#closed = true;
+    await this.#pool.end();
+  }
+}

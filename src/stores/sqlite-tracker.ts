@@ -1,0 +1,133 @@
+/**
+ * The default tracker: step and stream statistics in a local SQLite file.
+ * @module
+ */
+
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import type { PostRunStepEvent } from '../app/hooks.ts';
+import { type ListRunsOptions, type StepTracker, type TrackedStep, trackedStepOf } from '../app/tracking.ts';
+import { checkIdentifier, openSQLite, type SQLiteOptions } from './sql.ts';
+
+/** Options of a {@link SQLiteTracker}. */
+export interface SQLiteTrackerOptions extends SQLiteOptions {
+  /** Table name (default `sluice_step_runs`). */
+  table?: string;
+}
+
+interface Row {
+  app_id: string;
+  partition_key: string;
+  sequence_id: number;
+  action: string;
+  run_id: string;
+  status: string;
+  started_at: number;
+  ended_at: number;
+  streamed: number;
+  time_to_first_item_ms: number | null;
+  item_count: number;
+  stream_duration_ms: number | null;
+  error: string | null;
+}
+
+function toTracked(row: Row): TrackedStep {
+  return {
+    appId: row.app_id,
+    partitionKey: row.partition_key,
+    sequenceId: Number(row.sequence_id),
+    action: row.action,
+    runId: row.run_id,
+    status: row.status as TrackedStep['status'],
+    startedAt: Number(row.started_at),
+    endedAt: Number(row.ended_at),
+    durationMs: Number(row.ended_at) - Number(row.started_at),
+    streamed: row.streamed === 1,
+    timeToFirstItemMs: row.time_to_first_item_ms === null ? null : Number(row.time_to_first_item_ms),
+    itemCount: Number(row.item_count),
+    streamDurationMs: row.stream_duration_ms === null ? null : Number(row.stream_duration_ms),
+    error: row.error,
+  };
+}
+
+/**
+ * Records one row per step (outcome, duration, time to first item, item count) when the step
+ * ends, so tracking costs nothing per item. `listRuns(appId)` serves `GET /apps/:appId/runs`.
+ *
+ * @example
+ * const tracker = new SQLiteTracker(); // .data/sluice.db
+ * builder.withTracker(tracker);
+ * await tracker.listRuns(app.appId); // newest first
+ */
+export class SQLiteTracker implements StepTracker {
+  readonly table: string;
+  readonly #db: DatabaseSync;
+  readonly #owned: boolean;
+  readonly #insert: StatementSync;
+
+  constructor(options: SQLiteTrackerOptions = {}) {
+    this.table = checkIdentifier('table', options.table ?? 'sluice_step_runs');
+    const { db, owned } = openSQLite(options);
+    this.#db = db;
+    this.#owned = owned;
+    const t = this.table;
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS "${t}" (
+        run_id                TEXT    PRIMARY KEY,
+        app_id                TEXT    NOT NULL,
+        partition_key         TEXT    NOT NULL,
+        sequence_id           INTEGER NOT NULL,
+        action                TEXT    NOT NULL,
+        status                TEXT    NOT NULL,
+        started_at            REAL    NOT NULL,
+        ended_at              REAL    NOT NULL,
+        streamed              INTEGER NOT NULL,
+        time_to_first_item_ms REAL,
+        item_count            INTEGER NOT NULL,
+        stream_duration_ms    REAL,
+        error                 TEXT
+      );
+      CREATE INDEX IF NOT EXISTS "${t}_app" ON "${t}" (app_id, sequence_id);
+    `);
+    this.#insert = db.prepare(
+      `INSERT INTO "${t}" (run_id, app_id, partition_key, sequence_id, action, status, started_at, ended_at, streamed,
+         time_to_first_item_ms, item_count, stream_duration_ms, error)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+  }
+
+  postRunStep(event: PostRunStepEvent): void {
+    const r = trackedStepOf(event);
+    this.#insert.run(
+      r.runId,
+      r.appId,
+      r.partitionKey,
+      r.sequenceId,
+      r.action,
+      r.status,
+      r.startedAt,
+      r.endedAt,
+      r.streamed ? 1 : 0,
+      r.timeToFirstItemMs,
+      r.itemCount,
+      r.streamDurationMs,
+      r.error,
+    );
+  }
+
+  listRuns(appId: string, options: ListRunsOptions = {}): TrackedStep[] {
+    const limit = Math.max(1, Math.min(options.limit ?? 100, 10_000));
+    const rows = (
+      options.partitionKey === undefined
+        ? this.#db.prepare(`SELECT * FROM "${this.table}" WHERE app_id = ? ORDER BY sequence_id DESC, ended_at DESC LIMIT ?`).all(appId, limit)
+        : this.#db
+            .prepare(`SELECT * FROM "${this.table}" WHERE app_id = ? AND partition_key = ? ORDER BY sequence_id DESC, ended_at DESC LIMIT ?`)
+            .all(appId, options.partitionKey, limit)
+    ) as unknown as Row[];
+    return rows.map(toTracked);
+  }
+
+  /** Closes the database if this tracker opened it. */
+  close(): void {
+    if (this.#owned && this.#db.isOpen) this.#db.close();
+  }
+}
