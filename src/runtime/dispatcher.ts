@@ -197,6 +197,8 @@ export class Dispatcher {
   #streams: StreamRecord[] = [];
   /** Backpressure left over from a synchronous emit, honoured by the next asynchronous one. */
   #pending: Promise<void> | undefined;
+  /** Counts barge-ins, so a stream-end deferred before one is not sent after it. */
+  #epoch = 0;
 
   constructor(options: DispatcherOptions = {}) {
     this.#run = options.run;
@@ -363,6 +365,7 @@ export class Dispatcher {
   bargeIn(): void {
     if (this.#bargedIn) return;
     this.#bargedIn = true;
+    this.#epoch++;
     this.#cancelled = true;
     this.#endSent = true;
     const run = this.#run;
@@ -474,7 +477,10 @@ export class Dispatcher {
       return wait;
     }
     this.#pending = undefined;
+    const epoch = this.#epoch;
     return pending.then(() => {
+      // The barge-in already ended the stream a reader saw (or it was dropped whole).
+      if (event.type === 'stream-end' && epoch !== this.#epoch) return undefined;
       const wait = run.emit(event);
       onSent?.();
       return wait;

@@ -274,6 +274,7 @@ export class ActionExecutor {
       if (!settled.ok) throw settled.error;
       const { events, state } = normalizeOutput(action.name, settled.value);
       await dispatcher.autoClose();
+      await sendsDone(dispatcher);
       dispatcher.close();
       const result: EventInput = { type: 'result', events, responses: dispatcher.messages };
       if (state !== undefined) result.state = state;
@@ -288,6 +289,7 @@ export class ActionExecutor {
       const error = this.#publicError(run.action, thrown);
       if (error.code === 'internal') this.logger.error({ err: thrown, action: run.action, runId: run.id }, `Action '${run.action}' failed`);
       else this.logger.warn({ code: error.code, action: run.action, runId: run.id }, error.message);
+      if (dispatcher !== undefined) await sendsDone(dispatcher).catch(() => {});
       await dispatcher?.closeStreamOnError();
       terminal = await this.#finish(
         run,
@@ -331,14 +333,19 @@ export class ActionExecutor {
     return { action, tracker: Tracker.fromJson(parsed.tracker), domain: this.#domainFor(next, parsed.domain, parsed.domain_digest) };
   }
 
-  /** Rasa's single-slot domain cache: a non-empty domain is kept with its digest for later calls. */
+  /**
+   * Rasa's single-slot domain cache: a non-empty domain is kept with its digest for later calls; a
+   * digest that does not match the cached one is a missing domain (Rasa retries with the domain).
+   */
   #domainFor(actionName: string, domain: DomainJson | null | undefined, digest: string | null | undefined): DomainJson | null {
     if (domain !== undefined && domain !== null && Object.keys(domain).length > 0) {
       this.#domain = domain;
       this.#domainDigest = digest ?? null;
       return domain;
     }
-    if ((digest ?? null) !== this.#domainDigest) {
+    // A call with neither a domain nor a digest is not from Rasa (which always sends one): it gets
+    // the cached domain rather than a retry request it would not understand.
+    if (digest !== undefined && digest !== null && digest !== this.#domainDigest) {
       throw new SluiceError('failed_precondition', MISSING_DOMAIN, {
         details: { reason: 'domain_missing', actionName, resourceType: 'DOMAIN' },
       });
@@ -397,7 +404,10 @@ export class ActionExecutor {
   /** Emits the terminal event and `run-end`, then forgets the run. */
   async #finish(run: Run, terminal: EventInput, reason: RunEndReason): Promise<SluiceEvent> {
     try {
-      await emitAll(run, terminal);
+      for (let ready = run.ready(); ready !== undefined; ready = run.ready()) await ready;
+      // A cancel accepted while waiting for room counts: the reader was told the run stopped.
+      if (reason === 'completed' && run.isCancelled) reason = 'cancelled';
+      run.emit(terminal);
       await emitAll(run, { type: 'run-end', reason });
     } finally {
       this.#runs.delete(run.id);
@@ -431,10 +441,17 @@ export class ActionExecutor {
   }
 }
 
-/** Emits once the slowest reader has room, so closing events honour the high-water mark too. */
+/** Waits for the sends a dispatcher deferred behind backpressure, so they precede the terminal. */
+async function sendsDone(dispatcher: Dispatcher): Promise<void> {
+  for (let owed = dispatcher.pending; owed !== undefined; owed = dispatcher.pending) {
+    await owed;
+    if (dispatcher.pending === owed) break;
+  }
+}
+
+/** Emits once the slowest reader has room (re-checked: a cancel also releases the wait). */
 async function emitAll(run: Run, event: EventInput): Promise<void> {
-  const ready = run.ready();
-  if (ready !== undefined) await ready;
+  for (let ready = run.ready(); ready !== undefined; ready = run.ready()) await ready;
   run.emit(event);
 }
 

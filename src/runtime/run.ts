@@ -202,7 +202,7 @@ export class Run {
     if (!closing) {
       // run-start survives a cancel that came before the action started.
       if (this.#cancelReason !== null && type !== 'run-start') return undefined;
-      if (this.#drain !== null && type !== 'message' && ++this.#ignored > this.hardLimit - this.highWaterMark) {
+      if (this.#drain !== null && type !== 'message' && ++this.#ignored > this.hardLimit - this.highWaterMark + 1) {
         throw new SluiceError(
           'resource_exhausted',
           `Run ${this.id}: the producer kept emitting ahead of its slowest reader without awaiting; await each emit (e.g. \`await dispatcher.streamChunk(…)\`)`,

@@ -249,6 +249,9 @@ describe('ActionExecutor (Rasa rules)', () => {
     // An empty domain is not cached (Rasa tests it with `if payload_domain:`).
     await ex.run(call('d', { domain: {}, domain_digest: 'abc' }));
     assert.deepEqual(seen.at(-1), { intents: ['a'] });
+    // A call with neither domain nor digest (not from Rasa, e.g. a chat client) gets the cached one.
+    await ex.run(call('d', { domain: undefined }));
+    assert.deepEqual(seen.at(-1), { intents: ['a'] });
   });
 
   test('rejection: failed_precondition with Rasa’s default message', async () => {
