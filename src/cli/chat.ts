@@ -59,8 +59,17 @@ function render(event: SluiceEvent, out: NodeJS.WritableStream, tty: boolean, st
  */
 export async function chat(options: ChatOptions): Promise<void> {
   const out = options.output ?? process.stdout;
-  const tty = Boolean(options.output?.isTTY ?? process.stdout.isTTY);
+  // An output of the caller's decides for itself: one without isTTY is not a terminal.
+  const tty = Boolean(options.output === undefined ? process.stdout.isTTY : options.output.isTTY);
   const rl = createInterface({ input: options.input ?? process.stdin, output: out, terminal: tty });
+  // Lines are read through the iterator, which buffers: `rl.question()` loses lines that arrive
+  // while a reply streams (piped input) and never settles once the input has ended.
+  const lines = rl[Symbol.asyncIterator]();
+  let closed = false;
+  rl.once('close', () => {
+    closed = true;
+  });
+  rl.setPrompt('> ');
   const senderId = options.senderId ?? `chat-${process.pid}`;
   const history: unknown[] = [];
   let current: { runId: string | null; controller: AbortController } | null = null;
@@ -78,12 +87,11 @@ export async function chat(options: ChatOptions): Promise<void> {
 
   out.write(`Connected to ${options.url}, action '${options.action}'. Ctrl-C interrupts a reply; Ctrl-C twice quits.\n`);
   for (;;) {
-    let text: string;
-    try {
-      text = await rl.question('> ');
-    } catch {
-      break; // closed (Ctrl-C or end of input)
-    }
+    // Once the input has ended, lines it already sent are still answered, without a prompt.
+    if (!closed) rl.prompt();
+    const next = await lines.next();
+    if (next.done === true) break; // closed (Ctrl-C or end of input)
+    const text = next.value;
     if (text.trim() === '') continue;
     const controller = new AbortController();
     current = { runId: null, controller };

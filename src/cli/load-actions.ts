@@ -4,7 +4,7 @@
  */
 
 import { stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SluiceError } from '../protocol/errors.ts';
 import { type ActionDefinition, isActionDefinition } from '../runtime/action.ts';
@@ -16,10 +16,14 @@ import { type ActionDefinition, isActionDefinition } from '../runtime/action.ts'
  */
 export async function loadActions(specifier: string, cwd = process.cwd()): Promise<ActionDefinition[]> {
   const path = resolve(cwd, specifier);
-  const isFile = await stat(path).then(
-    (s) => s.isFile(),
-    () => false,
-  );
+  const info = await stat(path).catch(() => null);
+  const isFile = info?.isFile() ?? false;
+  // A path is never a package name: importing it as written would resolve it against this
+  // file's folder and could load (and run) one of the CLI's own modules.
+  if (!isFile && (isAbsolute(specifier) || /^\.\.?(?:[\\/]|$)/.test(specifier))) {
+    const what = info?.isDirectory() === true ? ', which is a directory' : '';
+    throw new SluiceError('not_found', `Cannot find the actions module '${specifier}' (looked for ${path}${what})`);
+  }
   let module: Record<string, unknown>;
   try {
     module = (await import(isFile ? pathToFileURL(path).href : specifier)) as Record<string, unknown>;

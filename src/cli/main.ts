@@ -4,7 +4,7 @@
  *
  *   sluice serve --actions <module> [--port 5055] [--grpc-port 5056] [--host 127.0.0.1]
  *   sluice dev                       the example assistant on embedded defaults (npm start)
- *   sluice chat [--url http://127.0.0.1:5055] [--action action_chat]
+ *   sluice chat [--url http://127.0.0.1:5055] [--action action_assistant]
  * @module
  */
 
@@ -16,11 +16,12 @@ import { serve } from './serve.ts';
 const USAGE = `Usage:
   sluice serve --actions <module> [--port 5055] [--grpc-port 5056] [--host 127.0.0.1]
   sluice dev   [--port 5055] [--grpc-port 5056] [--host 127.0.0.1]
-  sluice chat  [--url http://127.0.0.1:5055] [--action action_chat]`;
+  sluice chat  [--url http://127.0.0.1:5055] [--action action_assistant]`;
 
 function port(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
-  const n = Number(value);
+  // Number() reads '' and ' ' as 0, which would silently mean "any free port".
+  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
   if (!Number.isInteger(n) || n < 0 || n > 65_535) {
     throw new SluiceError('invalid_argument', `--${name} must be a port number 0–65535 (got '${value}')`);
   }
@@ -28,9 +29,10 @@ function port(name: string, value: string | undefined, fallback: number): number
 }
 
 async function main(argv: string[]): Promise<void> {
-  const [command, ...rest] = argv;
-  const { values } = parseArgs({
-    args: rest,
+  // The command is the first positional, so `sluice --help` and flags before it work too.
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
     options: {
       actions: { type: 'string' },
       port: { type: 'string', short: 'p' },
@@ -42,6 +44,8 @@ async function main(argv: string[]): Promise<void> {
     },
     strict: true,
   });
+  const [command, ...extra] = positionals;
+  if (extra.length > 0) throw new SluiceError('invalid_argument', `Unexpected argument '${extra[0]}'\n${USAGE}`);
   if (values.help || command === undefined || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return;
@@ -57,10 +61,10 @@ async function main(argv: string[]): Promise<void> {
       await serve({ ...listen, actions: values.actions });
       return;
     case 'dev':
-      await serve({ ...listen, actions: new URL('../../examples/actions.ts', import.meta.url).pathname, dev: true });
+      await serve({ ...listen, actions: new URL('../../examples/index.ts', import.meta.url).pathname, dev: true });
       return;
     case 'chat':
-      await chat({ url: values.url ?? `http://127.0.0.1:${listen.port}`, action: values.action ?? 'action_chat' });
+      await chat({ url: values.url ?? `http://127.0.0.1:${listen.port}`, action: values.action ?? 'action_assistant' });
       return;
     default:
       throw new SluiceError('invalid_argument', `Unknown command '${command}'\n${USAGE}`);

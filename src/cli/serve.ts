@@ -10,6 +10,7 @@ import type { Logger } from '../runtime/logger.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { createGrpcServer } from '../transports/grpc/index.ts';
 import { createHttpServer } from '../transports/http/index.ts';
+import { uiMessageRoutes } from '../channels/ui-message/index.ts';
 import { loadActions } from './load-actions.ts';
 
 /** Options of {@link startServer}. */
@@ -39,6 +40,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const actions = await loadActions(options.actions);
   const executor = new ActionExecutor({ actions, logger });
   const http = createHttpServer({ executor });
+  // AI SDK front ends (useChat) talk to /api/chat; it answers with the assistant action when the
+  // module has one, else with the chat action.
+  const chatAction = ['action_assistant', 'action_chat'].find((name) => executor.getAction(name) !== undefined);
+  if (chatAction !== undefined) await http.register(uiMessageRoutes, { executor, action: chatAction });
   const grpc = createGrpcServer({ executor, logger });
   try {
     await http.listen({ port: options.port, host: options.host });
@@ -77,6 +82,9 @@ export async function serve(options: ServeOptions & { dev?: boolean }): Promise<
   out.write(`Sluice ${options.dev ? 'dev server (example assistant)' : 'action server'} is up\n`);
   out.write(`  HTTP   ${server.httpUrl}   (POST /webhook, POST /webhook/stream, GET /runs/:id/events, /ws)\n`);
   out.write(`  gRPC   ${server.grpcAddress}   (action_server_webhook.ActionService)\n`);
+  if (server.executor.getAction('action_assistant') !== undefined || server.executor.getAction('action_chat') !== undefined) {
+    out.write(`  AI SDK ${server.httpUrl}/api/chat   (useChat / UI message stream)\n`);
+  }
   out.write(`  actions: ${names}\n`);
   if (options.dev) out.write(`  try:   npx sluice chat --url ${server.httpUrl}\n`);
   let closing = false;
