@@ -46,5 +46,7 @@ export { duplicateStep, MemoryPersister, STEP_STATUSES } from './persistence.ts'
 export type { LoadQuery, PersistedStep, Persister } from './persistence.ts';
 export { MemoryTracker, trackedStepOf } from './tracking.ts';
 export type { ListRunsOptions, StepTracker, TrackedStep } from './tracking.ts';
+export { CachedAppRegistry } from './registry.ts';
+export type { AppFactory, AppRegistry, CachedAppRegistryOptions } from './registry.ts';
 // The runtime's item helpers, so authors can yield status updates and rich chunks.
 export { chunk, endStream, message, status } from '../runtime/action.ts';

@@ -12,3 +12,5 @@ export { SSE_HEADERS, SseWriter, formatSseEvent } from './sse-writer.ts';
 export type { SseCloseReason, SseWriterOptions } from './sse-writer.ts';
 export { DETACH_HEADER, RUN_ID_HEADER, wantsEventStream } from './sse-routes.ts';
 export { STATUS_DOMAIN_MISSING, rasaErrorReply } from './errors.ts';
+export { ACTION_HEADER, SEQUENCE_ID_HEADER, appRoutes } from './app-routes.ts';
+export type { AppRoutesOptions } from './app-routes.ts';

@@ -4,7 +4,9 @@
  */
 
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { AppRegistry } from '../../app/registry.ts';
 import type { ActionExecutor } from '../../runtime/executor.ts';
+import { appRoutes } from './app-routes.ts';
 import { BODY_TOO_LARGE, registerBodyParser } from './body.ts';
 import type { HttpContext } from './context.ts';
 import { registerControlRoutes } from './control-routes.ts';
@@ -28,6 +30,8 @@ export interface HttpServerOptions {
   sse?: SseOptions;
   /** WebSocket settings. */
   ws?: WsOptions;
+  /** Serves these applications under `/apps/:appId/…` (see `app-routes.ts`), with the `sse` settings. */
+  apps?: AppRegistry;
 }
 
 function isLoggerInstance(value: unknown): value is FastifyBaseLogger {
@@ -39,7 +43,8 @@ function isLoggerInstance(value: unknown): value is FastifyBaseLogger {
  *
  * Routes: Rasa's `GET /health`, `GET /actions`, `POST /webhook`; SSE on `POST /webhook/stream` (or
  * `/webhook` with `Accept: text/event-stream`) and `GET /runs/:runId/events`; control on
- * `POST /runs/:runId/cancel` and `POST /streams/:responseId/ack`; WebSocket on `GET /ws`. Every
+ * `POST /runs/:runId/cancel` and `POST /streams/:responseId/ack`; WebSocket on `GET /ws`; with
+ * `apps`, applications on `/apps/:appId/stream`, `…/state`, `…/runs` and `…/runs/:runId/{events,cancel}`. Every
  * error is JSON with an `error` message; unknown routes get 404. Every request body, on routes you
  * add to the instance too, is read as JSON whatever its content type (as Rasa's server does).
  *
@@ -101,5 +106,8 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   registerWebsocketPlugin(app, ctx.ws);
   // In a child scope so the route is added once the plugin above has loaded (its onRoute hook).
   app.register(async (scope) => registerWsRoutes(scope, ctx));
+  if (options.apps !== undefined) {
+    app.register(appRoutes, { apps: options.apps, pingIntervalMs: ctx.sse.pingIntervalMs, maxDurationMs: ctx.sse.maxDurationMs, logger: ctx.logger });
+  }
   return app;
 }
