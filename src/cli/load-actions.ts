@@ -15,6 +15,17 @@ import { type ActionDefinition, isActionDefinition } from '../runtime/action.ts'
  * Throws `not_found` when the module cannot be loaded and `invalid_argument` when it exports no action.
  */
 export async function loadActions(specifier: string, cwd = process.cwd()): Promise<ActionDefinition[]> {
+  return (await loadActionModule(specifier, cwd)).actions;
+}
+
+/**
+ * {@link loadActions}, plus the module's other exports (the server looks there for extras such as
+ * the model an assistant answers with).
+ */
+export async function loadActionModule(
+  specifier: string,
+  cwd = process.cwd(),
+): Promise<{ actions: ActionDefinition[]; exports: Record<string, unknown> }> {
   const path = resolve(cwd, specifier);
   const info = await stat(path).catch(() => null);
   const isFile = info?.isFile() ?? false;
@@ -55,5 +66,5 @@ export async function loadActions(specifier: string, cwd = process.cwd()): Promi
       `The actions module '${specifier}' exports no action: export values made with defineAction()`,
     );
   }
-  return [...found.values()];
+  return { actions: [...found.values()], exports: module };
 }

@@ -4,14 +4,22 @@
  * @module
  */
 
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import type { FastifyInstance } from 'fastify';
 import { SluiceError } from '../protocol/errors.ts';
 import { ActionExecutor } from '../runtime/executor.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { createGrpcServer } from '../transports/grpc/index.ts';
+import type { AppRegistry } from '../app/registry.ts';
 import { createHttpServer } from '../transports/http/index.ts';
 import { uiMessageRoutes } from '../channels/ui-message/index.ts';
-import { loadActions } from './load-actions.ts';
+import { loadActionModule } from './load-actions.ts';
+
+/** The playground page: plain files, no build step, shipped beside `src/` and `dist/`. */
+const WEB_ROOT = fileURLToPath(new URL('../../web/', import.meta.url));
 
 /** Options of {@link startServer}. */
 export interface ServeOptions {
@@ -23,6 +31,17 @@ export interface ServeOptions {
   /** gRPC port (0: any free port). */
   grpcPort: number;
   logger?: Logger;
+  /**
+   * Also serve the playground — the chat page in `web/` at `/` — and `GET /info`
+   * (`{ model, actions }`: the description of the model the actions module exports, or null, and
+   * the action names). Default false; `sluice dev` turns it on. The page can do nothing the HTTP API
+   * does not already allow (it is static files calling the same endpoints), but an action server in
+   * production has no use for a page at `/`, so it is opt-in. Only the page's own files get routes:
+   * no catch-all that would shadow routes added to the server later.
+   */
+  playground?: boolean;
+  /** Applications to serve under `/apps/:appId/…` (see `appRoutes`). */
+  apps?: AppRegistry;
 }
 
 /** A running server. */
@@ -37,13 +56,14 @@ export interface RunningServer {
 /** Starts the HTTP and gRPC listeners for the actions of a module. */
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger ?? createLogger();
-  const actions = await loadActions(options.actions);
+  const { actions, exports } = await loadActionModule(options.actions);
   const executor = new ActionExecutor({ actions, logger });
-  const http = createHttpServer({ executor });
+  const http = createHttpServer({ executor, apps: options.apps });
   // AI SDK front ends (useChat) talk to /api/chat; it answers with the assistant action when the
   // module has one, else with the chat action.
   const chatAction = ['action_assistant', 'action_chat'].find((name) => executor.getAction(name) !== undefined);
   if (chatAction !== undefined) await http.register(uiMessageRoutes, { executor, action: chatAction });
+  if (options.playground === true) await registerPlayground(http, executor, exports, logger);
   const grpc = createGrpcServer({ executor, logger });
   try {
     await http.listen({ port: options.port, host: options.host });
@@ -74,9 +94,29 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   };
 }
 
+/** `web/` at `/`, and `GET /info` for the page's header line. */
+async function registerPlayground(http: FastifyInstance, executor: ActionExecutor, exports: Record<string, unknown>, logger: Logger): Promise<void> {
+  // A published package ships dist/ only; the API works without the page, so say so and go on.
+  if (!existsSync(`${WEB_ROOT}index.html`)) {
+    logger.warn({ root: WEB_ROOT }, 'Playground requested but its page is missing; serving the API only');
+    return;
+  }
+  await http.register(fastifyStatic, { root: WEB_ROOT, wildcard: false, decorateReply: false });
+  // The first exported value shaped like a ChatModel (examples/index.ts exports `assistantModel`).
+  const model = Object.values(exports).find(
+    (value): value is { description: string } =>
+      typeof value === 'object' && value !== null && typeof (value as { description?: unknown }).description === 'string' &&
+      typeof (value as { stream?: unknown }).stream === 'function',
+  );
+  http.get('/info', async () => ({ model: model?.description ?? null, actions: executor.actions.map((a) => a.name) }));
+}
+
 /** Runs the server until SIGINT/SIGTERM, printing where it listens. */
 export async function serve(options: ServeOptions & { dev?: boolean }): Promise<void> {
-  const server = await startServer(options);
+  const playground = options.playground ?? options.dev === true;
+  // The dev server also shows an Application (examples/app.ts), persisted under SLUICE_DATA_DIR.
+  const apps = options.apps ?? (options.dev === true ? (await import('../../examples/app.ts')).exampleApps() : undefined);
+  const server = await startServer({ ...options, playground, apps });
   const out = process.stdout;
   const names = server.executor.actions.map((a) => a.name).join(', ');
   out.write(`Sluice ${options.dev ? 'dev server (example assistant)' : 'action server'} is up\n`);
@@ -85,6 +125,8 @@ export async function serve(options: ServeOptions & { dev?: boolean }): Promise<
   if (server.executor.getAction('action_assistant') !== undefined || server.executor.getAction('action_chat') !== undefined) {
     out.write(`  AI SDK ${server.httpUrl}/api/chat   (useChat / UI message stream)\n`);
   }
+  if (playground) out.write(`  Web    ${server.httpUrl}/   (playground)\n`);
+  if (apps !== undefined) out.write(`  Apps   ${server.httpUrl}/apps/:appId/stream   (application steps as SSE)\n`);
   out.write(`  actions: ${names}\n`);
   if (options.dev) out.write(`  try:   npx sluice chat --url ${server.httpUrl}\n`);
   let closing = false;
