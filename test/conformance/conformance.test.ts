@@ -1,0 +1,85 @@
+/**
+ * The conformance suite: every scenario of scenarios.ts over every wire of wires.ts, each checked
+ * against the scenario's outcome as expectations.ts maps it to that wire. One executor behind one
+ * HTTP and one gRPC server for the whole file; after each test nothing may be left running.
+ */
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import type { FastifyInstance } from 'fastify';
+import { ActionExecutor } from '../../src/runtime/executor.ts';
+import { silentLogger } from '../../src/runtime/logger.ts';
+import { createGrpcServer, type GrpcServer } from '../../src/transports/grpc/index.ts';
+import { ActionService } from '../../src/transports/grpc/gen/action_webhook_pb.ts';
+import { createHttpServer } from '../../src/transports/http/index.ts';
+import { expectedTranscript } from './expectations.ts';
+import { BARGE_IN_TIMEOUT_SECONDS, Probe, SCENARIOS, createActions } from './scenarios.ts';
+import { WIRES, runScenario, settle, type WireContext } from './wires.ts';
+
+describe('conformance: scenarios × wires', () => {
+  const probe = new Probe();
+  const executor = new ActionExecutor({
+    logger: silentLogger,
+    actions: createActions(probe),
+    bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_SECONDS,
+  });
+  let http: FastifyInstance;
+  let grpc: GrpcServer;
+  let ctx: WireContext;
+
+  before(async () => {
+    http = createHttpServer({ executor, logger: false });
+    const httpUrl = await http.listen({ port: 0, host: '127.0.0.1' });
+    grpc = createGrpcServer({ executor, logger: silentLogger });
+    const { port } = await grpc.listen(0, '127.0.0.1');
+    const client = createClient(ActionService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+    ctx = { executor, probe, httpUrl, grpc: client };
+  });
+
+  after(async () => {
+    await executor.close();
+    await Promise.all([grpc?.close(), http?.close()]);
+  });
+
+  // Rasa discards the backlog on an ack that arrives after the action returned but before the
+  // consumer forwarded stream_end (reference/rasa-sdk.md §1d, "The registry"); here the registry
+  // finds the stream but Run.cancel refuses once the result is in, so the reader still gets every
+  // unread chunk (at most a high-water mark's worth) and a `completed` end. Left for the runtime's
+  // owners: dropping events after the terminal means re-stamping seqs the run already assigned.
+  test('an ack after the action returned, before the reader got the stream end, stops the stream', { todo: 'Run.cancel refuses once the result is in' }, async () => {
+    const sender = 'late ack @ in-process start';
+    const run = executor.start({ next_action: 'action_quick', tracker: { sender_id: sender } });
+    const types: string[] = [];
+    let acked: boolean | undefined;
+    for await (const event of run.subscribe()) {
+      types.push(event.type === 'stream-end' ? `stream-end:${event.reason}` : event.type);
+      if (event.type === 'chunk' && acked === undefined) {
+        await run.done;
+        acked = executor.ack(event.responseId);
+      }
+    }
+    assert.equal(acked, true, 'the ack found the stream (its end was not delivered)');
+    assert.deepEqual(types, ['run-start', 'stream-start', 'chunk', 'stream-end:cancelled', 'result', 'run-end:cancelled']);
+  });
+
+  for (const scenario of SCENARIOS) {
+    for (const wire of WIRES) {
+      test(`${scenario.name} over ${wire.name}`, async () => {
+        // A sender per test keeps the probe's records apart.
+        const sender = `${scenario.name} @ ${wire.name}`;
+        const call = scenario.call(sender);
+        try {
+          const transcript = await runScenario(wire, scenario, ctx, sender, call);
+          assert.deepStrictEqual(transcript, expectedTranscript(scenario, wire.name, call));
+        } finally {
+          // The wire may close before the server has finished with the run.
+          await settle(executor);
+          assert.equal(executor.activeRuns, 0, 'no run left');
+          assert.equal(executor.activeStreams, 0, 'no ackable stream left');
+        }
+      });
+    }
+  }
+});
