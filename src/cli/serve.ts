@@ -16,6 +16,7 @@ import { createGrpcServer } from '../transports/grpc/index.ts';
 import type { AppRegistry } from '../app/registry.ts';
 import { createHttpServer } from '../transports/http/index.ts';
 import { uiMessageRoutes } from '../channels/ui-message/index.ts';
+import { sentenceRoutes, voiceWsRoutes } from '../channels/voice/index.ts';
 import { loadActionModule } from './load-actions.ts';
 
 /** The playground page: plain files, no build step, shipped beside `src/` and `dist/`. */
@@ -63,6 +64,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   // module has one, else with the chat action.
   const chatAction = ['action_assistant', 'action_chat'].find((name) => executor.getAction(name) !== undefined);
   if (chatAction !== undefined) await http.register(uiMessageRoutes, { executor, action: chatAction });
+  // Voice: sentences of any run as SSE, and the voice socket (sentences + embedded TTS audio).
+  await http.register(sentenceRoutes, { executor });
+  await http.register(voiceWsRoutes, { executor });
   if (options.playground === true) await registerPlayground(http, executor, exports, logger);
   const grpc = createGrpcServer({ executor, logger });
   try {
@@ -125,6 +129,7 @@ export async function serve(options: ServeOptions & { dev?: boolean }): Promise<
   if (server.executor.getAction('action_assistant') !== undefined || server.executor.getAction('action_chat') !== undefined) {
     out.write(`  AI SDK ${server.httpUrl}/api/chat   (useChat / UI message stream)\n`);
   }
+  out.write(`  Voice  ${server.httpUrl.replace('http', 'ws')}/voice/ws   (sentences + audio), GET /runs/:id/sentences\n`);
   if (playground) out.write(`  Web    ${server.httpUrl}/   (playground)\n`);
   if (apps !== undefined) out.write(`  Apps   ${server.httpUrl}/apps/:appId/stream   (application steps as SSE)\n`);
   out.write(`  actions: ${names}\n`);

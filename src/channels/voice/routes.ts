@@ -1,0 +1,121 @@
+/**
+ * `GET /runs/:runId/sentences`: a run's sentences as Server-Sent Events, for TTS clients that
+ * speak for themselves (a Fastify plugin; the integrator mounts it beside the SSE routes).
+ *
+ * Frames: `id: <index>`, `event: sentence`, `data: <SentenceEvent JSON>`; then one
+ * `event: end` with `data: {"runId","reason"}` (the run's end reason). Resume with
+ * `Last-Event-ID` (or `?after=`) set to the last index received: the sentences are derived again
+ * from the run's log and the ones already sent are skipped. Reading never cancels the run.
+ * @module
+ */
+
+import type { ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { SluiceError } from '../../protocol/errors.ts';
+import type { ActionExecutor } from '../../runtime/executor.ts';
+import type { SentenceStreamOptions } from '../../text/options.ts';
+import { SentenceStream } from '../../text/sentence-stream.ts';
+import type { OutputRailsOptions } from './rails.ts';
+import { resolveRailOptions, withOutputRails } from './rails.ts';
+import { encodeSentenceSse, sentencesOf } from './sentences.ts';
+import { checkOptionsObject, numberOption } from './validate.ts';
+
+/** Options of {@link sentenceRoutes}. */
+export interface SentenceRoutesOptions {
+  executor: ActionExecutor;
+  /** Segmenter options. */
+  segmenter?: SentenceStreamOptions;
+  /**
+   * Output rails applied to what this route streams. A block cancels the run for every reader:
+   * set this only where this route is the run's voice.
+   */
+  rails?: Omit<OutputRailsOptions, 'cancel'>;
+  /** Silence after which a `: ping` comment is written, in ms. Default 15,000. */
+  pingIntervalMs?: number;
+}
+
+function afterIndex(request: FastifyRequest): number {
+  const header = request.headers['last-event-id'];
+  const query = ((request.query ?? {}) as Record<string, unknown>).after;
+  const raw = typeof header === 'string' && header.trim() !== '' ? header : query;
+  if (raw === undefined || raw === '') return -1;
+  const text = String(raw).trim();
+  if (!/^\d+$/.test(text)) throw new SluiceError('invalid_argument', `Invalid resume point '${text}': expected the index of the last sentence received`);
+  return Number(text);
+}
+
+/** Writes and waits for `drain` or `close`, whichever comes first (a vanished client never drains). */
+function write(res: ServerResponse, text: string): Promise<void> | undefined {
+  if (res.write(text)) return undefined;
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+/** Mounts `GET /runs/:runId/sentences`. */
+export const sentenceRoutes: FastifyPluginAsync<SentenceRoutesOptions> = async (app: FastifyInstance, options: SentenceRoutesOptions) => {
+  const o = checkOptionsObject('sentenceRoutes', options, ['executor', 'segmenter', 'rails', 'pingIntervalMs', 'prefix', 'logLevel', 'logSerializers']);
+  const executor = o.executor as ActionExecutor;
+  if (typeof executor !== 'object' || executor === null || typeof executor.getRun !== 'function') {
+    throw new SluiceError('invalid_argument', "sentenceRoutes: option 'executor' must be an ActionExecutor");
+  }
+  const segmenter = (o.segmenter ?? {}) as SentenceStreamOptions;
+  new SentenceStream(segmenter);
+  const rails = o.rails as SentenceRoutesOptions['rails'];
+  if (rails !== undefined) resolveRailOptions("sentenceRoutes: option 'rails'", rails);
+  const pingMs = numberOption('sentenceRoutes', 'pingIntervalMs', o.pingIntervalMs, 15_000, { min: 1 });
+
+  app.get('/runs/:runId/sentences', { exposeHeadRoute: false }, async (request, reply) => {
+    const { runId } = request.params as { runId: string };
+    const run = executor.getRun(runId);
+    if (run === undefined) return reply.code(404).send({ code: 'not_found', error: `No run found with id '${runId}'` });
+    let after: number;
+    try {
+      after = afterIndex(request);
+    } catch (error) {
+      return reply.code(400).send({ code: 'invalid_argument', error: (error as Error).message });
+    }
+    reply.hijack();
+    const res = reply.raw;
+    const stop = new AbortController();
+    res.on('close', () => stop.abort());
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      'x-accel-buffering': 'no',
+      connection: 'keep-alive',
+      'x-sluice-run-id': run.id,
+    });
+    res.flushHeaders();
+    let wrote = false;
+    const ping = setInterval(() => {
+      if (!wrote && !res.writableNeedDrain) res.write(': ping\n\n');
+      wrote = false;
+    }, pingMs);
+    ping.unref();
+    try {
+      const events = rails === undefined ? run.subscribe({ signal: stop.signal }) : withOutputRails(run.subscribe({ signal: stop.signal }), { ...rails, cancel: (r) => run.cancel(r) });
+      for await (const sentence of sentencesOf(events, { ...segmenter, signal: stop.signal, afterIndex: after })) {
+        wrote = true;
+        const wait = write(res, encodeSentenceSse(sentence));
+        if (wait !== undefined) await wait;
+        if (stop.signal.aborted) break;
+      }
+      if (!stop.signal.aborted) {
+        const end = await run.done;
+        res.write(`event: end\ndata: ${JSON.stringify({ runId: run.id, reason: end.reason })}\n\n`);
+      }
+    } catch (error) {
+      request.log.error({ err: error, runId }, 'Sentence stream failed');
+    } finally {
+      clearInterval(ping);
+      res.end();
+    }
+  });
+};
