@@ -119,7 +119,11 @@ async function registerPlayground(http: FastifyInstance, executor: ActionExecuto
 export async function serve(options: ServeOptions & { dev?: boolean }): Promise<void> {
   const playground = options.playground ?? options.dev === true;
   // The dev server also shows an Application (examples/app.ts), persisted under SLUICE_DATA_DIR.
-  const apps = options.apps ?? (options.dev === true ? (await import('../../examples/app.ts')).exampleApps() : undefined);
+  // A computed specifier: the examples are not part of the build (`tsc` must not compile them into dist).
+  const examples = new URL('../../examples/app.ts', import.meta.url).href;
+  const apps =
+    options.apps ??
+    (options.dev === true ? ((await import(examples)) as { exampleApps(): AppRegistry }).exampleApps() : undefined);
   const server = await startServer({ ...options, playground, apps });
   const out = process.stdout;
   const names = server.executor.actions.map((a) => a.name).join(', ');
