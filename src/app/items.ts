@@ -14,15 +14,12 @@
  * @module
  */
 
-import { SluiceError } from '../protocol/errors.ts';
 import type { TypedStreamItem } from '../runtime/action.ts';
-import { buildMessage, type ChunkInput, type Dispatcher } from '../runtime/dispatcher.ts';
-import type { Run } from '../runtime/run.ts';
-
-const TYPED = new Set(['chunk', 'status', 'message', 'stream-end', 'tool-start', 'tool-delta', 'tool-call', 'tool-result']);
+import { deliverTyped, TYPED_ITEM_TYPES } from '../runtime/deliver.ts';
+import type { ChunkInput, Dispatcher } from '../runtime/dispatcher.ts';
 
 /** Sends one item to the step's run; returns a promise to await when readers lag. */
-export function emitItem(dispatcher: Dispatcher, run: Run, item: unknown): Promise<void> | undefined {
+export function emitItem(dispatcher: Dispatcher, item: unknown): Promise<void> | undefined {
   if (typeof item === 'string') return dispatcher.streamChunk({ text: item });
   if (item === null || item === undefined) return undefined;
   if (typeof item !== 'object') return dispatcher.streamChunk({ json: { value: item } });
@@ -32,37 +29,8 @@ export function emitItem(dispatcher: Dispatcher, run: Run, item: unknown): Promi
     if (typeof (item as { text?: unknown }).text === 'string') return dispatcher.streamChunk(item as ChunkInput);
     return dispatcher.streamChunk({ json: item as Record<string, unknown> });
   }
-  if (typeof type !== 'string' || !TYPED.has(type)) return dispatcher.streamChunk({ json: item as Record<string, unknown> });
-  const typed = item as TypedStreamItem;
-  switch (typed.type) {
-    case 'chunk':
-      return dispatcher.streamChunk(typed.chunk);
-    case 'status':
-      return dispatcher.status(typed.text);
-    case 'message': {
-      // What utterMessage() does, keeping emit's promise: utterMessage() returns nothing, so a burst
-      // of messages would run past the high-water mark of a slow reader.
-      if (!dispatcher.isStreaming) {
-        dispatcher.utterMessage(typed.message);
-        return undefined;
-      }
-      const built = buildMessage(typed.message);
-      dispatcher.messages.push(built);
-      return run.emit({ type: 'message', message: built });
-    }
-    case 'stream-end':
-      return dispatcher.streamEnd();
-    case 'tool-start':
-      return dispatcher.toolStart(typed.toolCallId, typed.name);
-    case 'tool-delta':
-      return dispatcher.toolDelta(typed.toolCallId, typed.argsDelta);
-    case 'tool-call':
-      return dispatcher.toolCall(typed.toolCallId, typed.name, typed.args);
-    case 'tool-result':
-      return dispatcher.toolResult(typed.toolCallId, typed.name, typed);
-    default:
-      throw new SluiceError('internal', `unhandled item type ${String(type)}`);
-  }
+  if (typeof type !== 'string' || !TYPED_ITEM_TYPES.has(type)) return dispatcher.streamChunk({ json: item as Record<string, unknown> });
+  return deliverTyped(dispatcher, item as TypedStreamItem);
 }
 
 /** The text an item contributes to the step's partial output ('' for none). */

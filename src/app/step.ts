@@ -417,7 +417,7 @@ export class StepRun {
       } else wait = this.#dispatcher.streamChunk({ text: item });
       this.#pieces.push(item);
     } else {
-      wait = emitItem(this.#dispatcher, this.run, item);
+      wait = emitItem(this.#dispatcher, item);
       const text = textOf(item);
       if (text !== '') this.#pieces.push(text);
     }

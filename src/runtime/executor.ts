@@ -13,6 +13,7 @@ import { parseActionCall } from '../protocol/schemas.ts';
 import type { ActionContext, ActionDefinition, ActionOutput, StreamItem, TypedStreamItem } from './action.ts';
 import { isActionDefinition } from './action.ts';
 import { resolveBargeInTimeout } from './barge-in.ts';
+import { deliverTyped } from './deliver.ts';
 import { Dispatcher } from './dispatcher.ts';
 import type { Logger } from './logger.ts';
 import { createLogger } from './logger.ts';
@@ -470,29 +471,7 @@ function deliver(dispatcher: Dispatcher, item: StreamItem): Promise<void> | unde
     });
   }
   if (!('type' in item)) return dispatcher.streamChunk(item);
-  const typed = item as TypedStreamItem;
-  switch (typed.type) {
-    case 'chunk':
-      return dispatcher.streamChunk(typed.chunk);
-    case 'status':
-      return dispatcher.status(typed.text);
-    case 'message':
-      return dispatcher.utterMessage(typed.message);
-    case 'stream-end':
-      return dispatcher.streamEnd();
-    case 'tool-start':
-      return dispatcher.toolStart(typed.toolCallId, typed.name);
-    case 'tool-delta':
-      return dispatcher.toolDelta(typed.toolCallId, typed.argsDelta);
-    case 'tool-call':
-      return dispatcher.toolCall(typed.toolCallId, typed.name, typed.args);
-    case 'tool-result':
-      return dispatcher.toolResult(typed.toolCallId, typed.name, typed);
-    default:
-      throw new SluiceError('invalid_argument', `Action '${dispatcher.actionName}' yielded an item of unknown type '${String((item as { type: unknown }).type)}'`, {
-        details: { reason: 'invalid_output', actionName: dispatcher.actionName },
-      });
-  }
+  return deliverTyped(dispatcher, item as TypedStreamItem);
 }
 
 /** Checks what an action returned: a list of Rasa events, or `{ events, state }`, or nothing. */
