@@ -369,7 +369,8 @@ export class Dispatcher {
     this.#cancelled = true;
     this.#endSent = true;
     const run = this.#run;
-    if (run === undefined) return;
+    // After the result, the run itself ends the streams a reader saw open (Run.cancelDelivery).
+    if (run === undefined || run.hasTerminal) return;
     const kept = run.keptThrough;
     let open: StreamRecord | undefined;
     for (let i = this.#streams.length - 1; i >= 0; i--) {

@@ -218,8 +218,10 @@ export class ActionExecutor {
   }
 
   /**
-   * Barge-in (Rasa's `AckStreamChunks`): cancels the run streaming `responseId`. Returns false,
-   * doing nothing, when no live stream has that id (also once its end was delivered).
+   * Barge-in (Rasa's `AckStreamChunks`): cancels the run streaming `responseId`, even when the
+   * action already returned but a reader has not been handed the stream's end yet (the unread rest
+   * is dropped; the result still arrives: {@link Run.cancelDelivery}). Returns false, doing
+   * nothing, when no stream has that id or its end was already delivered.
    */
   ack(responseId: string): boolean {
     const run = this.#registry.lookup(responseId);
@@ -227,7 +229,7 @@ export class ActionExecutor {
       this.logger.debug({ responseId }, `ack: no active stream found for response_id='${responseId}'; this is normal when the stream already ended`);
       return false;
     }
-    return run.cancel(new SluiceError('cancelled', 'Barge-in: the user interrupted the response', { details: { reason: 'barge_in' } }));
+    return run.cancelDelivery(new SluiceError('cancelled', 'Barge-in: the user interrupted the response', { details: { reason: 'barge_in' } }));
   }
 
   /** Stops a run (stop button). Returns false when it is unknown or already ending. */

@@ -92,6 +92,8 @@ export class Run {
   #ignored = 0;
   #resolveDone!: (event: RunEndEvent) => void;
   #detachParent: (() => void) | null = null;
+  /** Called once the ended run has no reader behind (see {@link Run.whenRead}). */
+  #onRead: (() => void)[] | null = null;
 
   constructor(options: RunOptions = {}) {
     this.id = options.id ?? newRunId();
@@ -218,6 +220,10 @@ export class Run {
     }
 
     const event = input as SluiceEvent;
+    // A cancel that came after the result (a late barge-in) still makes the end a cancelled one.
+    if (type === 'run-end' && this.#cancelReason !== null && (event as RunEndEvent).reason === 'completed') {
+      (event as RunEndEvent).reason = 'cancelled';
+    }
     event.runId = this.id;
     event.seq = ++this.#lastSeq;
     this.log.push(event);
@@ -284,11 +290,7 @@ export class Run {
   cancel(reason?: unknown): boolean {
     // Once the result is in, the action is over: nothing is left to stop or to drop.
     if (this.#state !== 'running' || this.#terminal !== null) return false;
-    const error = SluiceError.isInstance(reason)
-      ? reason
-      : new SluiceError('cancelled', typeof reason === 'string' ? reason : 'The run was cancelled', {
-          cause: reason,
-        });
+    const error = toCancelError(reason);
     this.#cancelReason = error;
     this.#state = 'cancelled';
     const keep = Math.max(this.deliveredHigh, this.base, Math.min(1, this.#lastSeq));
@@ -303,15 +305,88 @@ export class Run {
     return true;
   }
 
+  /**
+   * Barge-in: like {@link Run.cancel}, and also effective after the action produced its result,
+   * as long as a reader has not been handed everything yet (the action was faster than its
+   * reader). Then the events no reader has read are dropped but for the result (or error) and
+   * `run-end`; a stream whose start was delivered gets its `stream-end` (reason `cancelled`)
+   * instead of its own end; the kept events are renumbered after the last delivered one, so every
+   * reader still sees a gap-free seq; and `run-end`'s reason becomes `cancelled` (an `error` end
+   * stays one). Returns false when there was nothing left to stop.
+   */
+  cancelDelivery(reason?: unknown): boolean {
+    if (this.#terminal === null) return this.cancel(reason);
+    if (this.#cancelReason !== null) return false;
+    const keep = Math.max(this.deliveredHigh, this.base);
+    const tail = this.log.slice(keep - this.base);
+    const startedInTail = new Set<string>();
+    let stoppable = false;
+    for (const event of tail) {
+      if (event.type === 'stream-start') startedInTail.add(event.responseId);
+      if (event.type !== 'result' && event.type !== 'error' && event.type !== 'run-end') stoppable = true;
+    }
+    if (!stoppable) return false;
+    const error = toCancelError(reason);
+    this.#cancelReason = error;
+    if (this.#state === 'running') this.#state = 'cancelled';
+    this.log.length = keep - this.base;
+    this.#lastSeq = keep;
+    this.#keptThrough = keep;
+    for (const event of tail) {
+      if (event.type === 'stream-end') {
+        if (startedInTail.has(event.responseId)) continue;
+        this.#append({ type: 'stream-end', responseId: event.responseId, reason: 'cancelled' } as SluiceEvent);
+      } else if (event.type === 'result' || event.type === 'error') {
+        this.#append(event);
+      } else if (event.type === 'run-end') {
+        if (event.reason === 'completed') event.reason = 'cancelled';
+        this.#endReason = event.reason;
+        this.#append(event);
+      }
+    }
+    this.#detachParent?.();
+    this.#controller.abort(error);
+    for (const sub of this.subscribers) if (sub.waiting) sub.wake();
+    return true;
+  }
+
+  /**
+   * @internal Calls `callback` once the run has ended and no reader is behind: every event was
+   * handed to a reader, or no reader is left. At once when that is already so.
+   */
+  whenRead(callback: () => void): void {
+    if (this.#isRead()) {
+      callback();
+      return;
+    }
+    (this.#onRead ??= []).push(callback);
+  }
+
   /** @internal A subscriber advanced or left: release an awaiting producer once it caught up. */
   onReaderProgress(): void {
     if (this.#drain !== null && this.#lastSeq - this.#minCursor() <= this.lowWaterMark) this.#releaseProducer();
+    if (this.#onRead !== null && this.#isRead()) {
+      const callbacks = this.#onRead;
+      this.#onRead = null;
+      for (const callback of callbacks) callback();
+    }
   }
 
   /** @internal */
   removeSubscriber(sub: Subscription): void {
     this.subscribers.delete(sub);
     this.onReaderProgress();
+  }
+
+  #isRead(): boolean {
+    return this.#state === 'ended' && (this.deliveredHigh >= this.#lastSeq || this.subscribers.size === 0);
+  }
+
+  /** Appends a closing event kept or made by a late cancel, with the next seq. */
+  #append(event: SluiceEvent): void {
+    event.runId = this.id;
+    event.seq = ++this.#lastSeq;
+    this.log.push(event);
   }
 
   #minCursor(): number {
@@ -344,4 +419,9 @@ export class Run {
     this.#detachParent?.();
     this.#resolveDone(event);
   }
+}
+
+function toCancelError(reason: unknown): SluiceError {
+  if (SluiceError.isInstance(reason)) return reason;
+  return new SluiceError('cancelled', typeof reason === 'string' ? reason : 'The run was cancelled', { cause: reason });
 }

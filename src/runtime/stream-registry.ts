@@ -15,7 +15,7 @@ interface Entry {
 /**
  * responseId → run, for the streams of live runs. As in Rasa, an ack only counts while its stream
  * is not fully delivered: once every reader has been handed the `stream-end`, the ack is a no-op.
- * Entries go when the stream is known delivered or when their run ends.
+ * Entries go when the stream is known delivered, or once their run has ended and been read.
  */
 export class StreamRegistry {
   #entries = new Map<string, Entry>();
@@ -55,11 +55,16 @@ export class StreamRegistry {
     return entry.run;
   }
 
-  /** Forgets every stream of a run (called when it ends). */
+  /**
+   * Forgets every stream of a run that ended, once no reader is behind it: until then a barge-in
+   * can still stop what the action produced faster than it was read.
+   */
   release(run: Run): void {
     const ids = this.#byRun.get(run);
     if (ids === undefined) return;
-    this.#byRun.delete(run);
-    for (const id of ids) this.#entries.delete(id);
+    run.whenRead(() => {
+      this.#byRun.delete(run);
+      for (const id of ids) this.#entries.delete(id);
+    });
   }
 }

@@ -48,13 +48,13 @@ describe('conformance: scenarios × wires', () => {
   // finds the stream but Run.cancel refuses once the result is in, so the reader still gets every
   // unread chunk (at most a high-water mark's worth) and a `completed` end. Left for the runtime's
   // owners: dropping events after the terminal means re-stamping seqs the run already assigned.
-  test('an ack after the action returned, before the reader got the stream end, stops the stream', { todo: 'Run.cancel refuses once the result is in' }, async () => {
+  test('an ack after the action returned, before the reader got the stream end, stops the stream', async () => {
     const sender = 'late ack @ in-process start';
     const run = executor.start({ next_action: 'action_quick', tracker: { sender_id: sender } });
     const types: string[] = [];
     let acked: boolean | undefined;
     for await (const event of run.subscribe()) {
-      types.push(event.type === 'stream-end' ? `stream-end:${event.reason}` : event.type);
+      types.push(event.type === 'stream-end' || event.type === 'run-end' ? `${event.type}:${event.reason}` : event.type);
       if (event.type === 'chunk' && acked === undefined) {
         await run.done;
         acked = executor.ack(event.responseId);
@@ -62,6 +62,9 @@ describe('conformance: scenarios × wires', () => {
     }
     assert.equal(acked, true, 'the ack found the stream (its end was not delivered)');
     assert.deepEqual(types, ['run-start', 'stream-start', 'chunk', 'stream-end:cancelled', 'result', 'run-end:cancelled']);
+    assert.deepEqual((await executor.outcome(run)).type, 'result', 'the action result still arrives');
+    assert.equal(executor.activeStreams, 0, 'the stream is forgotten once the run was read');
+    assert.equal(executor.ack(run.events()[1]!.type === 'stream-start' ? (run.events()[1] as { responseId: string }).responseId : ''), false);
   });
 
   for (const scenario of SCENARIOS) {

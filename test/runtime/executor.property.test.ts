@@ -482,6 +482,14 @@ function instrument(run: Run): Trace {
     trace.cancels.push({ ok, keptThrough: run.keptThrough, terminalBefore, byTest: trace.inTestCancel });
     return ok;
   };
+  const cancelDelivery = run.cancelDelivery.bind(run);
+  run.cancelDelivery = (reason?: unknown) => {
+    // Before the result it is a plain cancel, recorded by the wrapper above.
+    if (!run.hasTerminal) return cancelDelivery(reason);
+    const ok = cancelDelivery(reason);
+    trace.cancels.push({ ok, keptThrough: run.keptThrough, terminalBefore: true, byTest: trace.inTestCancel });
+    return ok;
+  };
   return trace;
 }
 
@@ -671,8 +679,11 @@ function check(scenario: Scenario, outcome: Outcome): void {
   assert.equal(run.state, 'ended');
   const reason = run.endReason;
   const threw = script.steps.some((s) => s.k === 'throw') || hitLimit;
-  if (!cancelled || lateCancel) {
-    if (!(cancelled && KNOWN.cancelDropsEmittedTerminal)) assert.equal(reason, threw ? 'error' : 'completed', 'end reason of a run that was not cancelled');
+  if (!cancelled) {
+    assert.equal(reason, threw ? 'error' : 'completed', 'end reason of a run that was not cancelled');
+  } else if (lateCancel) {
+    // A barge-in after the result: the unread rest was dropped, the result kept.
+    assert.equal(reason, threw ? 'error' : 'cancelled', 'end reason of a run cancelled after its result');
   } else {
     const allowed = threw ? ['cancelled', 'timeout', 'error'] : ['cancelled', 'timeout'];
     // Bug J: the action had returned; the cancel came while the result waited for room.

@@ -248,3 +248,119 @@ describe('Run', () => {
     assert.deepEqual(sub.drain(), []);
   });
 });
+
+describe('Run.cancelDelivery (barge-in after the result)', () => {
+  /** A run whose action finished a stream of `n` chunks and its result before anyone read much. */
+  function finishedRun(n: number): Run {
+    const run = new Run({ id: 'late', highWaterMark: 64 });
+    run.emit({ type: 'run-start', action: 'a', at: 1 });
+    run.emit({ type: 'stream-start', responseId: 'r' });
+    for (let i = 0; i < n; i++) run.emit(chunk(`c${i}`));
+    run.emit({ type: 'stream-end', responseId: 'r', reason: 'completed' });
+    run.emit({ type: 'result', events: [{ event: 'slot', name: 's', value: 1 }], responses: [] });
+    run.emit({ type: 'run-end', reason: 'completed' });
+    return run;
+  }
+
+  const shape = (events: SluiceEvent[]): string[] =>
+    events.map((e) => `${e.seq}:${e.type}${e.type === 'stream-end' || e.type === 'run-end' ? `:${e.reason}` : ''}`);
+
+  test('drops the unread chunks, ends the seen stream as cancelled, keeps the result, renumbers', async () => {
+    const run = finishedRun(5);
+    const sub = run.subscribe();
+    const seen = [await sub.next(), await sub.next(), await sub.next()].map((r) => r.value as SluiceEvent);
+    const outcome = run.events().find((e) => e.type === 'result');
+    assert.equal(run.cancelDelivery(new SluiceError('cancelled', 'barge-in')), true);
+    const rest = await collect(sub);
+    assert.deepEqual(shape([...seen, ...rest]), ['1:run-start', '2:stream-start', '3:chunk', '4:stream-end:cancelled', '5:result', '6:run-end:cancelled']);
+    assert.equal(rest[1], outcome, 'the result is the same event, renumbered');
+    assert.equal(rest[0]?.runId, 'late');
+    assert.equal(run.endReason, 'cancelled');
+    assert.equal(run.keptThrough, 3);
+    assert.equal(run.signal.aborted, true);
+    assert.equal((await run.done).reason, 'cancelled');
+    // A reader that resumes from the start sees the rewritten log, gap-free.
+    assert.deepEqual(shape(await collect(run.subscribe())), shape([...seen, ...rest]));
+  });
+
+  test('a stream that started unread goes whole, with its end', async () => {
+    const run = finishedRun(3);
+    const sub = run.subscribe();
+    await sub.next(); // run-start only
+    assert.equal(run.cancelDelivery('stop'), true);
+    assert.deepEqual(shape(await collect(sub)), ['2:result', '3:run-end:cancelled']);
+  });
+
+  test('refuses when nothing is left to stop, or twice', async () => {
+    const run = finishedRun(2);
+    const all = await collect(run.subscribe());
+    assert.equal(run.cancelDelivery('late'), false, 'everything was delivered');
+    assert.equal(all.at(-1)?.type, 'run-end');
+    assert.equal(run.endReason, 'completed');
+
+    const other = finishedRun(2);
+    const sub = other.subscribe();
+    for (let i = 0; i < 5; i++) await sub.next(); // through stream-end: only the result is unread
+    assert.equal(other.cancelDelivery('late'), false, 'only the result and run-end are unread');
+    const again = finishedRun(2);
+    again.subscribe();
+    assert.equal(again.cancelDelivery('one'), true);
+    assert.equal(again.cancelDelivery('two'), false);
+  });
+
+  test('an error end stays an error end', async () => {
+    const run = new Run();
+    run.emit({ type: 'run-start', action: 'a', at: 1 });
+    run.emit({ type: 'stream-start', responseId: 'r' });
+    run.emit(chunk('a'));
+    run.emit(chunk('b'));
+    run.emit({ type: 'stream-end', responseId: 'r', reason: 'error' });
+    run.emit({ type: 'error', code: 'internal', message: 'boom' });
+    run.emit({ type: 'run-end', reason: 'error' });
+    const sub = run.subscribe({ after: 3 });
+    assert.equal(run.cancelDelivery('stop'), true);
+    assert.deepEqual(shape(await collect(sub)), ['4:stream-end:cancelled', '5:error', '6:run-end:error']);
+  });
+
+  test('between the result and run-end, the coming run-end is a cancelled one', async () => {
+    const run = new Run();
+    run.emit({ type: 'run-start', action: 'a', at: 1 });
+    run.emit({ type: 'stream-start', responseId: 'r' });
+    run.emit(chunk('a'));
+    run.emit({ type: 'stream-end', responseId: 'r', reason: 'completed' });
+    run.emit({ type: 'result', events: [], responses: [] });
+    const sub = run.subscribe({ after: 2 });
+    assert.equal(run.cancel('plain cancel refuses'), false);
+    assert.equal(run.cancelDelivery('late'), true);
+    run.emit({ type: 'run-end', reason: 'completed' });
+    assert.deepEqual(shape(await collect(sub)), ['3:stream-end:cancelled', '4:result', '5:run-end:cancelled']);
+  });
+
+  test('before the result it is a plain cancel', () => {
+    const run = new Run();
+    run.emit({ type: 'run-start', action: 'a', at: 1 });
+    run.subscribe();
+    assert.equal(run.cancelDelivery('stop'), true);
+    assert.equal(run.state, 'cancelled');
+  });
+
+  test('whenRead fires once the ended run has been read, or its last reader left', async () => {
+    const run = finishedRun(2);
+    const calls: string[] = [];
+    const sub = run.subscribe();
+    run.whenRead(() => calls.push('read'));
+    await sub.next();
+    assert.deepEqual(calls, []);
+    await collect(sub);
+    assert.deepEqual(calls, ['read']);
+    run.whenRead(() => calls.push('at once'));
+    assert.deepEqual(calls, ['read', 'at once']);
+
+    const left = finishedRun(2);
+    const reader = left.subscribe();
+    await reader.next();
+    left.whenRead(() => calls.push('left'));
+    reader.unsubscribe();
+    assert.deepEqual(calls, ['read', 'at once', 'left']);
+  });
+});
