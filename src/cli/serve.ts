@@ -1,6 +1,6 @@
 /**
  * `sluice serve` / `sluice dev`: the action server — HTTP (Rasa webhook, SSE, WebSocket) and gRPC
- * (Rasa's ActionService) on their own ports, one executor behind both.
+ * (Rasa's ActionService, Sluice's VoiceService) on their own ports, one executor behind both.
  * @module
  */
 
@@ -129,7 +129,7 @@ export async function serve(options: ServeOptions & { dev?: boolean }): Promise<
   const names = server.executor.actions.map((a) => a.name).join(', ');
   out.write(`Sluice ${options.dev ? 'dev server (example assistant)' : 'action server'} is up\n`);
   out.write(`  HTTP   ${server.httpUrl}   (POST /webhook, POST /webhook/stream, GET /runs/:id/events, /ws)\n`);
-  out.write(`  gRPC   ${server.grpcAddress}   (action_server_webhook.ActionService)\n`);
+  out.write(`  gRPC   ${server.grpcAddress}   (action_server_webhook.ActionService, sluice.v1.VoiceService)\n`);
   if (server.executor.getAction('action_assistant') !== undefined || server.executor.getAction('action_chat') !== undefined) {
     out.write(`  AI SDK ${server.httpUrl}/api/chat   (useChat / UI message stream)\n`);
   }

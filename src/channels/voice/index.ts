@@ -1,5 +1,6 @@
 /**
- * The voice channel: sentence-level consumers of a run (`sentencesOf`, `SentencePuller`),
+ * The voice channel: sentence-level consumers of a run (`sentencesOf`, `SentencePuller`, and
+ * `sentenceViewOf` — sentences then the run's end, what `/ws` and gRPC `VoiceService` serve),
  * text-to-speech (`TtsEngine`, the embedded `FliteTts`, `OpenAiSpeechTts`), a voice WebSocket with
  * barge-in that keeps what was heard (`VoiceChannel`, `voiceWsRoutes`), output rails
  * (`withOutputRails`), an ACE Agent plugin consumer (`acePluginAction`) and the SSE sentence route.
@@ -8,6 +9,8 @@
 
 export { sentencesOf, encodeSentenceJson, encodeSentenceSse, resolveSentencesOptions } from './sentences.ts';
 export type { EventSourceLike, SentenceEvent, SentencesOptions } from './sentences.ts';
+export { parseSegmenterOptions, sentenceViewOf } from './sentence-view.ts';
+export type { SentenceViewEvent, SentenceViewItem, WireSegmenterOptions } from './sentence-view.ts';
 export { SentencePuller } from './puller.ts';
 export { isSentenceAligned, markSentenceAligned } from './aligned.ts';
 export { bytesPerSecond, chunkPcm, durationOf, pcmRms, speakableText } from './tts.ts';

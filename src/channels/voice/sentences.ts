@@ -84,7 +84,8 @@ export function resolveSentencesOptions(who: string, options: unknown): Resolved
   };
 }
 
-function iterableOf(source: EventSourceLike, signal: AbortSignal | undefined): AsyncIterable<SluiceEvent> {
+/** @internal The events of `source`: a run is subscribed to from its first event (with `signal`). */
+export function iterableOf(source: EventSourceLike, signal: AbortSignal | undefined): AsyncIterable<SluiceEvent> {
   if (typeof source === 'object' && source !== null) {
     if (Symbol.asyncIterator in source) return source as AsyncIterable<SluiceEvent>;
     if (typeof (source as { subscribe?: unknown }).subscribe === 'function') {
@@ -114,12 +115,19 @@ export function sentencesOf(source: EventSourceLike, options: SentencesOptions =
   return new SentenceReader(iterableOf(source, resolved.signal), resolved);
 }
 
-/** @internal The iterator behind {@link sentencesOf}. */
-export class SentenceReader implements AsyncIterableIterator<SentenceEvent, undefined> {
+/**
+ * @internal The iterator behind {@link sentencesOf} and `sentenceViewOf`. With `passThrough` the
+ * run's `result` or `error` and its `run-end` are handed out too, after the last sentence (the
+ * sentences `run-end` releases included).
+ */
+export class SentenceReader<T = SentenceEvent> implements AsyncIterableIterator<T, undefined> {
   readonly #source: AsyncIterator<SluiceEvent>;
   readonly #options: ResolvedSentencesOptions;
+  readonly #passThrough: boolean;
+  /** With `passThrough`: the run's `result` or `error`, held until `run-end`. */
+  #terminal: SluiceEvent | null = null;
   readonly #streams = new Map<string, SentenceStream>();
-  readonly #out: SentenceEvent[] = [];
+  readonly #out: (SentenceEvent | SluiceEvent)[] = [];
   #index = 0;
   #runId = '';
   #done = false;
@@ -127,9 +135,10 @@ export class SentenceReader implements AsyncIterableIterator<SentenceEvent, unde
   #onAbort: (() => void) | null = null;
   #wakeAbort: (() => void) | null = null;
 
-  constructor(source: AsyncIterable<SluiceEvent>, options: ResolvedSentencesOptions) {
+  constructor(source: AsyncIterable<SluiceEvent>, options: ResolvedSentencesOptions, passThrough = false) {
     this.#source = source[Symbol.asyncIterator]();
     this.#options = options;
+    this.#passThrough = passThrough;
     const signal = options.signal;
     if (signal !== undefined) {
       if (signal.aborted) this.#done = true;
@@ -147,10 +156,10 @@ export class SentenceReader implements AsyncIterableIterator<SentenceEvent, unde
     return this;
   }
 
-  async next(): Promise<IteratorResult<SentenceEvent, undefined>> {
+  async next(): Promise<IteratorResult<T, undefined>> {
     for (;;) {
       const ready = this.#out.shift();
-      if (ready !== undefined) return { value: ready, done: false };
+      if (ready !== undefined) return { value: ready as T, done: false };
       if (this.#done) return { value: undefined, done: true };
       const step = await this.#read();
       if (step === STALL) {
@@ -159,7 +168,10 @@ export class SentenceReader implements AsyncIterableIterator<SentenceEvent, unde
       }
       if (step === null || step.done === true) {
         // The source ended without closing its streams: what is pending was delivered, so speak it.
-        if (this.#options.signal?.aborted !== true) for (const id of [...this.#streams.keys()]) this.#closeStream(id, true, 0);
+        if (this.#options.signal?.aborted !== true) {
+          for (const id of [...this.#streams.keys()]) this.#closeStream(id, true, 0);
+          this.#releaseTerminal();
+        }
         this.#finish();
         continue;
       }
@@ -167,23 +179,29 @@ export class SentenceReader implements AsyncIterableIterator<SentenceEvent, unde
     }
   }
 
-  async return(): Promise<IteratorResult<SentenceEvent, undefined>> {
+  async return(): Promise<IteratorResult<T, undefined>> {
     this.#finish();
     return { value: undefined, done: true };
   }
 
   /** Next source event, or STALL when a stall flush is due first, or null once aborted. */
   #read(): Promise<IteratorResult<SluiceEvent> | typeof STALL | null> {
-    this.#pendingNext ??= this.#source.next();
-    const next = this.#pendingNext.then((r) => {
-      this.#pendingNext = null;
-      return r;
-    });
+    const pending = this.#pendingNext ?? this.#source.next();
     let wait: number | undefined;
     for (const stream of this.#streams.values()) {
       const ms = stream.msUntilStallFlush();
       if (ms !== undefined && (wait === undefined || ms < wait)) wait = ms;
     }
+    // Nothing to race (no stall flush due, no signal): the common case, read without a race.
+    if (wait === undefined && this.#options.signal === undefined) {
+      this.#pendingNext = null;
+      return pending;
+    }
+    this.#pendingNext = pending;
+    const next = pending.then((r) => {
+      this.#pendingNext = null;
+      return r;
+    });
     const racers: Promise<IteratorResult<SluiceEvent> | typeof STALL | null>[] = [next];
     let timer: NodeJS.Timeout | undefined;
     if (wait !== undefined) racers.push(new Promise((resolve) => (timer = setTimeout(resolve, wait, STALL))));
@@ -239,6 +257,20 @@ export class SentenceReader implements AsyncIterableIterator<SentenceEvent, unde
       default:
         break;
     }
+    if (this.#passThrough) {
+      // The terminal waits for run-end, which may still release the sentences of an open stream.
+      if (event.type === 'result' || event.type === 'error') this.#terminal = event;
+      else if (event.type === 'run-end') {
+        this.#releaseTerminal();
+        this.#out.push(event);
+      }
+    }
+  }
+
+  #releaseTerminal(): void {
+    if (this.#terminal === null) return;
+    this.#out.push(this.#terminal);
+    this.#terminal = null;
   }
 
   #streamFor(responseId: string): SentenceStream {

@@ -1,6 +1,8 @@
 /**
- * `sluice/transports/grpc`: Rasa's gRPC action protocol (`action_server_webhook.ActionService`)
- * and gRPC health, served over h2c.
+ * `sluice/transports/grpc`: Rasa's gRPC action protocol (`action_server_webhook.ActionService`),
+ * Sluice's sentence service for voice gateways (`sluice.v1.VoiceService`: `StreamSentences` runs
+ * an action and streams its sentences then its result, `FollowSentences` follows a run by id) and
+ * gRPC health, served over h2c.
  * @module
  */
 
@@ -11,3 +13,5 @@ export { requestToActionCall, statusForError } from './convert.ts';
 export type { GrpcStatus } from './convert.ts';
 export * as actionWebhookPb from './gen/action_webhook_pb.ts';
 export * as healthPb from './gen/health_pb.ts';
+export { RUN_ID_METADATA } from './voice-service.ts';
+export * as sluiceVoicePb from './gen/sluice_voice_pb.ts';

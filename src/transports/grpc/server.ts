@@ -1,5 +1,6 @@
 /**
- * The gRPC transport: Rasa's `ActionService` plus `grpc.health.v1.Health`, served with Connect
+ * The gRPC transport: Rasa's `ActionService`, Sluice's `sluice.v1.VoiceService` (sentences for
+ * voice gateways) and `grpc.health.v1.Health`, served with Connect
  * over cleartext HTTP/2 (h2c) on its own port, so stock grpc clients (Rasa's, grpcio, grpc-js)
  * talk to it unchanged.
  * @module
@@ -15,7 +16,9 @@ import type { Logger } from '../../runtime/logger.ts';
 import { actionServiceImpl, healthServiceImpl, type HealthState } from './action-service.ts';
 import { ActionService } from './gen/action_webhook_pb.ts';
 import { Health } from './gen/health_pb.ts';
+import { VoiceService } from './gen/sluice_voice_pb.ts';
 import { encodeGrpcMessage, writeUniversalResponse } from './response-writer.ts';
+import { voiceServiceImpl } from './voice-service.ts';
 import { createWebhookStreamHandler } from './webhook-stream-handler.ts';
 
 /** Rasa SDK's default action-server port. */
@@ -62,7 +65,7 @@ export interface GrpcServerOptions {
   closeTimeoutMs?: number;
 }
 
-/** A gRPC server for Rasa's action protocol. */
+/** A gRPC server for Rasa's action protocol (and Sluice's sentence service for voice gateways). */
 export interface GrpcServer {
   /**
    * Starts listening (h2c). Port 0 picks a free port; no host means every interface (like
@@ -82,8 +85,9 @@ export interface GrpcServer {
 
 /**
  * Creates the gRPC server for `executor`: `Webhook`, `WebhookStream`, `AckStreamChunks` and
- * `Actions` of `action_server_webhook.ActionService`, and `grpc.health.v1.Health` with
- * `""` and `"ActionServer"` SERVING.
+ * `Actions` of `action_server_webhook.ActionService`, `StreamSentences` and `FollowSentences` of
+ * `sluice.v1.VoiceService` (a run's sentences for voice gateways, see voice-service.ts), and
+ * `grpc.health.v1.Health` with `""` and `"ActionServer"` SERVING.
  *
  * @example
  * const grpc = createGrpcServer({ executor });
@@ -110,6 +114,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   });
   router.service(ActionService, actionServiceImpl(executor, logger));
   router.service(Health, healthServiceImpl(health));
+  router.service(VoiceService, voiceServiceImpl(executor));
   const routes = new Map<string, (request: UniversalServerRequest) => Promise<UniversalServerResponse>>();
   for (const handler of router.handlers) routes.set(handler.requestPath, handler);
   // The streaming hot path: batched, with Connect's handler behind it for unusual requests.

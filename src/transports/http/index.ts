@@ -1,6 +1,7 @@
 /**
  * The HTTP transport: Rasa's action-server protocol, Server-Sent Events, control routes and a
- * WebSocket endpoint, on Fastify.
+ * WebSocket endpoint (`/ws`: a run's events, or with `view: 'sentences'` its sentences and end
+ * events for voice gateways), on Fastify.
  * @module
  */
 
@@ -12,5 +13,6 @@ export { SSE_HEADERS, SseWriter, formatSseEvent } from './sse-writer.ts';
 export type { SseCloseReason, SseWriterOptions } from './sse-writer.ts';
 export { DETACH_HEADER, RUN_ID_HEADER, wantsEventStream } from './sse-routes.ts';
 export { STATUS_DOMAIN_MISSING, rasaErrorReply } from './errors.ts';
+export type { WsSentenceMessage } from './ws-session.ts';
 export { ACTION_HEADER, SEQUENCE_ID_HEADER, appRoutes } from './app-routes.ts';
 export type { AppRoutesOptions } from './app-routes.ts';

@@ -43,7 +43,8 @@ function isLoggerInstance(value: unknown): value is FastifyBaseLogger {
  *
  * Routes: Rasa's `GET /health`, `GET /actions`, `POST /webhook`; SSE on `POST /webhook/stream` (or
  * `/webhook` with `Accept: text/event-stream`) and `GET /runs/:runId/events`; control on
- * `POST /runs/:runId/cancel` and `POST /streams/:responseId/ack`; WebSocket on `GET /ws`; with
+ * `POST /runs/:runId/cancel` and `POST /streams/:responseId/ack`; WebSocket on `GET /ws` (a run's
+ * events, or with `view: 'sentences'` its sentences then its `result`/`error` and `run-end`); with
  * `apps`, applications on `/apps/:appId/stream`, `…/state`, `…/runs` and `…/runs/:runId/{events,cancel}`. Every
  * error is JSON with an `error` message; unknown routes get 404. Every request body, on routes you
  * add to the instance too, is read as JSON whatever its content type (as Rasa's server does).

@@ -1,5 +1,6 @@
 /**
- * The WebSocket endpoint `GET /ws` (`@fastify/websocket` on `ws`). `perMessageDeflate` is off:
+ * The WebSocket endpoint `GET /ws` (`@fastify/websocket` on `ws`); the protocol, with its
+ * `'events'` and `'sentences'` views, is described in `ws-session.ts`. `perMessageDeflate` is off:
  * compression costs CPU per message and has a history of fragmentation and memory problems in
  * `ws` (websockets/ws #1202, #497); streamed chunks are small anyway.
  * @module

@@ -1,22 +1,42 @@
 /**
  * One WebSocket connection: the client's commands, and the runs it reads.
  *
- * Client → server (JSON text): `{ type: 'start', id?, call, detach? }`, `{ type: 'cancel', runId }`,
- * `{ type: 'ack', responseId }`, `{ type: 'resume', runId, after? }`.
- * Server → client: every Sluice event as JSON (it carries `runId` and `seq`); `{ type: 'started',
- * id, runId }` after a start; `{ type: 'cancelled', runId }` after an accepted cancel;
- * `{ type: 'acked', responseId, acknowledged }` after an ack; `{ type: 'error', code, message }`
- * for a message the server could not act on (it names the problem; the socket stays open). Such an
- * error has no `seq`, which tells it apart from a run's `error` event.
+ * Client → server (JSON text): `{ type: 'start', id?, call, detach?, view?, segmenter? }`,
+ * `{ type: 'cancel', runId }`, `{ type: 'ack', responseId }`,
+ * `{ type: 'resume', runId, after?, view?, segmenter? }`.
+ * Server → client: `{ type: 'started', id, runId }` after a start; `{ type: 'cancelled', runId }`
+ * after an accepted cancel; `{ type: 'acked', responseId, acknowledged }` after an ack;
+ * `{ type: 'error', code, message }` for a message the server could not act on (it names the
+ * problem; the socket and its runs carry on). Such an error has no `seq`, which tells it apart
+ * from a run's `error` event. Then, per run read, what its view gives:
+ *
+ * - `view: 'events'` (the default): every Sluice event as JSON (it carries `runId` and `seq`);
+ *   `resume` takes `after` = the seq of the last event received.
+ * - `view: 'sentences'` (voice gateways): `{ type: 'sentence', runId, index, text, responseId }`
+ *   for each sentence of the run's messages, streamed and whole (a whole message's responseId is
+ *   `msg-<seq>`), cut by the streaming segmenter, then the run's `result` or `error` event and
+ *   its `run-end` event, unchanged (with `seq`); no other event. `segmenter` holds the
+ *   segmenter's options: `mode` (`'default'` | `'ace'`), `locale`, `minFirstLength`, `maxLength`,
+ *   `stallFlushMs`. `resume` takes `after` = the index of the last sentence received (absent: from
+ *   the first) and sends the end events again. Once the run is cancelled (an `ack` of one of its
+ *   streams — barge-in —, a `cancel`, a closed owner socket) no further sentence is sent, not even
+ *   one already cut or waiting for room; the end events still are, with the events of the action
+ *   finishing. Only streamed messages can be acked: stop a whole message's sentences with `cancel`.
+ *
+ * A socket reads a run at most once per view: a repeated `resume` replaces that view's reader, so
+ * one socket may read the same run's events and sentences side by side.
  * @module
  */
 
 import type { Duplex } from 'node:stream';
 import { WebSocket, type RawData } from 'ws';
 import { SluiceError, type ErrorCode } from '../../protocol/errors.ts';
+import { parseSegmenterOptions, sentenceViewOf } from '../../channels/voice/sentence-view.ts';
+import type { SentenceEvent } from '../../channels/voice/sentences.ts';
 import type { SluiceEvent } from '../../protocol/events.ts';
 import type { Run } from '../../runtime/run.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
+import type { SentenceStreamOptions } from '../../text/options.ts';
 import { checkActionCall } from './call-check.ts';
 import type { HttpContext } from './context.ts';
 import { encodingFallback } from './sse-writer.ts';
@@ -35,6 +55,36 @@ function encodeEvent(event: SluiceEvent): string {
   }
 }
 
+/** A sentence as `/ws` sends it in the `'sentences'` view. It has no `seq`: it is not a run event. */
+export interface WsSentenceMessage {
+  type: 'sentence';
+  /** The run it belongs to. */
+  runId: string;
+  /** Position in the run, from 0, across all its messages: what `resume` takes as `after`. */
+  index: number;
+  /** The sentence exactly as produced (the whitespace after it included). */
+  text: string;
+  /** The streamed message it belongs to (ack it to barge in), or `msg-<seq>` for a whole message. */
+  responseId: string;
+}
+
+function encodeSentence(sentence: SentenceEvent): string {
+  const message: WsSentenceMessage = { type: 'sentence', runId: sentence.runId, index: sentence.index, text: sentence.text, responseId: sentence.responseId };
+  return JSON.stringify(message);
+}
+
+/** What a `start` or `resume` asks to read. */
+interface ViewRequest {
+  view: 'events' | 'sentences';
+  segmenter: SentenceStreamOptions;
+}
+
+/** One sentence-view reader; `stopped` once it was replaced or the socket went away. */
+interface SentenceRead {
+  sub: Subscription;
+  stopped: boolean;
+}
+
 /**
  * Serves one socket. Several runs may stream over it at once. When it closes, every subscription
  * it holds is released and every run it started is cancelled, except those started with
@@ -46,8 +96,10 @@ export class WsSession {
   alive = true;
 
   #ctx: HttpContext;
-  /** runId → the subscription this socket reads (one per run: a second resume replaces the first). */
+  /** runId → the subscription this socket reads in the events view (a second resume replaces the first). */
   #subs = new Map<string, Subscription>();
+  /** runId → this socket's reader of the run's sentence view (one per run, like `#subs`). */
+  #sentenceReads = new Map<string, SentenceRead>();
   /** Runs started here without `detach`: they end with the socket. */
   #owned = new Set<Run>();
   #writable: Promise<boolean> | null = null;
@@ -63,9 +115,9 @@ export class WsSession {
     socket.on('close', () => this.#shutdown());
   }
 
-  /** Number of runs this socket is reading. */
+  /** Number of run views this socket is reading. */
   get reading(): number {
-    return this.#subs.size;
+    return this.#subs.size + this.#sentenceReads.size;
   }
 
   #onMessage(data: RawData, isBinary: boolean): void {
@@ -116,6 +168,27 @@ export class WsSession {
     }
   }
 
+  /** The view a command asks for, or null once it was refused (with `extra` in the reply). */
+  #viewOf(command: string, msg: Message, extra: Message = {}): ViewRequest | null {
+    const { view = 'events', segmenter } = msg;
+    if (view !== 'events' && view !== 'sentences') {
+      this.#reject('invalid_argument', `${command}: 'view' must be 'events' or 'sentences' (got ${JSON.stringify(view)})`, extra);
+      return null;
+    }
+    if (view === 'events') {
+      if (segmenter === undefined) return { view, segmenter: {} };
+      this.#reject('invalid_argument', `${command}: 'segmenter' needs view 'sentences'`, extra);
+      return null;
+    }
+    try {
+      return { view, segmenter: parseSegmenterOptions(`${command}: segmenter`, segmenter) };
+    } catch (thrown) {
+      const error = SluiceError.from(thrown);
+      this.#reject(error.code, error.message, extra);
+      return null;
+    }
+  }
+
   #start(msg: Message): void {
     const { id, call, detach } = msg;
     if (id !== undefined && typeof id !== 'string') return this.#reject('invalid_argument', "start: 'id' must be a string");
@@ -123,6 +196,8 @@ export class WsSession {
     if (detach !== undefined && typeof detach !== 'boolean') {
       return this.#reject('invalid_argument', "start: 'detach' must be a boolean", extra);
     }
+    const view = this.#viewOf('start', msg, extra);
+    if (view === null) return;
     if (call === undefined) return this.#reject('invalid_argument', "start: 'call' is required (a Rasa action call)", extra);
     try {
       checkActionCall(this.#ctx.executor, call);
@@ -139,7 +214,8 @@ export class WsSession {
       void run.done.then(() => this.#owned.delete(run));
     }
     this.#control({ type: 'started', id: id ?? null, runId: run.id });
-    this.#read(run, sub);
+    if (view.view === 'events') this.#read(run, sub);
+    else this.#readSentences(run, sub, view.segmenter, -1);
   }
 
   #cancel(msg: Message): void {
@@ -160,21 +236,31 @@ export class WsSession {
   }
 
   #resume(msg: Message): void {
-    const { runId, after = 0 } = msg;
+    const { runId, after } = msg;
     if (typeof runId !== 'string') return this.#reject('invalid_argument', "resume: 'runId' must be a string");
-    if (typeof after !== 'number' || !Number.isSafeInteger(after) || after < 0) {
-      return this.#reject('invalid_argument', "resume: 'after' must be the seq (a non-negative integer) of the last event received");
+    const view = this.#viewOf('resume', msg);
+    if (view === null) return;
+    const sentences = view.view === 'sentences';
+    if (after !== undefined && (typeof after !== 'number' || !Number.isSafeInteger(after) || after < 0)) {
+      return this.#reject(
+        'invalid_argument',
+        sentences
+          ? "resume: 'after' must be the index (a non-negative integer) of the last sentence received"
+          : "resume: 'after' must be the seq (a non-negative integer) of the last event received",
+      );
     }
     const run = this.#ctx.executor.getRun(runId);
     if (run === undefined) return this.#reject('not_found', `resume: no run found with id '${runId}'`);
     let sub: Subscription;
     try {
-      sub = run.subscribe({ after });
+      // Sentences are cut again from the run's first event; the ones already sent are skipped.
+      sub = run.subscribe({ after: sentences ? 0 : ((after as number | undefined) ?? 0) });
     } catch (thrown) {
       const error = SluiceError.from(thrown);
       return this.#reject(error.code, `resume: ${error.message}`);
     }
-    this.#read(run, sub);
+    if (sentences) this.#readSentences(run, sub, view.segmenter, (after as number | undefined) ?? -1);
+    else this.#read(run, sub);
   }
 
   #read(run: Run, sub: Subscription): void {
@@ -208,8 +294,44 @@ export class WsSession {
     }
   }
 
+  #readSentences(run: Run, sub: Subscription, segmenter: SentenceStreamOptions, afterIndex: number): void {
+    const previous = this.#sentenceReads.get(run.id);
+    if (previous !== undefined) {
+      previous.stopped = true;
+      previous.sub.unsubscribe();
+    }
+    const read: SentenceRead = { sub, stopped: false };
+    this.#sentenceReads.set(run.id, read);
+    this.#pumpSentences(run, read, segmenter, afterIndex).catch((error: unknown) => {
+      this.#ctx.logger.error({ err: error, runId: run.id }, 'WebSocket sentence stream failed');
+    });
+  }
+
+  /** Sends a run's sentence view until `run-end`, the socket closes, or the reader is replaced. */
+  async #pumpSentences(run: Run, read: SentenceRead, segmenter: SentenceStreamOptions, afterIndex: number): Promise<void> {
+    // A reader that arrives after a barge-in still gets what was said before it.
+    const cancelledBefore = run.isCancelled;
+    const view = sentenceViewOf(read.sub, { ...segmenter, afterIndex });
+    try {
+      for (let step = await view.next(); step.done !== true && !read.stopped; step = await view.next()) {
+        const item = step.value;
+        // Wait for room before deciding: a barge-in during the wait must stop this sentence too.
+        if (this.socket.bufferedAmount > this.#ctx.ws.highWaterMark && !(await this.#waitWritable())) return this.#shutdown();
+        if (read.stopped) break;
+        if (item.type === 'sentence' && run.isCancelled && !cancelledBefore) continue;
+        const ok = this.#send(item.type === 'sentence' ? encodeSentence(item) : encodeEvent(item));
+        if (ok !== true && !(await ok)) return this.#shutdown();
+      }
+    } finally {
+      read.stopped = true;
+      read.sub.unsubscribe();
+      await view.return?.();
+      if (this.#sentenceReads.get(run.id) === read) this.#sentenceReads.delete(run.id);
+    }
+  }
+
   /** Sends at once when the socket has room; otherwise waits (true: sent; false: the socket is gone). */
-  #send(event: SluiceEvent): boolean | Promise<boolean> {
+  #send(event: SluiceEvent | string): boolean | Promise<boolean> {
     const socket = this.socket;
     if (socket.readyState !== WebSocket.OPEN) return false;
     if (socket.bufferedAmount > this.#ctx.ws.highWaterMark) {
@@ -227,7 +349,7 @@ export class WsSession {
         process.nextTick(this.#uncork, raw);
       }
     }
-    socket.send(encodeEvent(event));
+    socket.send(typeof event === 'string' ? event : encodeEvent(event));
     return true;
   }
 
@@ -312,5 +434,10 @@ export class WsSession {
     this.#owned.clear();
     for (const sub of this.#subs.values()) sub.unsubscribe();
     this.#subs.clear();
+    for (const read of this.#sentenceReads.values()) {
+      read.stopped = true;
+      read.sub.unsubscribe();
+    }
+    this.#sentenceReads.clear();
   }
 }
