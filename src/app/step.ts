@@ -352,7 +352,34 @@ export class StepRun {
   };
 
   #onAsyncResult = (r: IteratorResult<unknown, unknown>): void => {
-    if (this.#resolvePull === null) return; // the grace timer already ended this pull
+    const resolve = this.#resolvePull;
+    if (resolve === null) return; // the grace timer already ended this pull
+    // The common item, `[text, null]` or text, into an open message no reader holds back: the
+    // general path below does the same in more steps.
+    if (r.done !== true && this.#abortedAt === 0 && this.#itemCount !== 0 && !this.#hookItems && this.#items === null) {
+      let item = r.value;
+      if (Array.isArray(item) && item.length === 2 && item[1] === null && this.#spec.kind === 'stream') item = item[0];
+      if (typeof item === 'string') {
+        const responseId = this.#dispatcher.responseId;
+        if (responseId !== null && !this.#dispatcher.isStreamingCancelled) {
+          const wait = this.run.emit({ type: 'chunk', responseId, text: item, runId: '', seq: 0 } as EventInput);
+          if (wait === undefined) {
+            this.#pieces.push(item);
+            this.#itemCount++;
+            this.#pulling = false;
+            this.#inflight = null;
+            this.#resolvePull = null;
+            this.#rejectPull = null;
+            resolve({ value: item, done: false });
+            return;
+          }
+          this.#pieces.push(item);
+          this.#itemCount++;
+          this.#settlePull(this.#guard(wait.then(() => ({ value: item, done: false }))));
+          return;
+        }
+      }
+    }
     let out: IteratorResult<unknown, undefined> | Promise<IteratorResult<unknown, undefined>>;
     try {
       out = this.#process(r);

@@ -234,8 +234,9 @@ export class Run {
       return undefined;
     }
     if (this.log.length >= this.logLimit * 2) this.#trim();
+    // No reader (an in-process step, a run nobody follows yet): nothing to wake, nothing to wait for.
+    if (this.subscribers.size === 0) return undefined;
     for (const sub of this.subscribers) if (sub.waiting) sub.wake();
-
     return this.ready();
   }
 
