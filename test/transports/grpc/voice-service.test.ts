@@ -9,8 +9,6 @@ import { create, fromBinary, toBinary, type MessageShape } from '@bufbuild/proto
 import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import * as grpc from '@grpc/grpc-js';
-import { defineAction, type ActionDefinition } from '../../../src/runtime/action.ts';
-import { slotSet } from '../../../src/runtime/rasa-events.ts';
 import { RUN_ID_METADATA } from '../../../src/transports/grpc/index.ts';
 import {
   SentenceStreamEventSchema,
@@ -18,69 +16,10 @@ import {
   VoiceService,
   type SentenceStreamEvent,
 } from '../../../src/transports/grpc/gen/sluice_voice_pb.ts';
+import { STORY, sentenceActions } from '../../channels/voice/sentence-actions.ts';
 import { assertIdle, request, startHarness, type Harness } from './helpers.ts';
 
-const STORY = 'Good morning. The shop opens at nine. See you soon!';
 const RASA_NOT_FOUND = { action_name: 'action_nope', message: "No registered action found for name 'action_nope'.", resource_type: 'ACTION' };
-
-function tokens(text: string): string[] {
-  return text.split(/(?<=\s)(?=\S)/);
-}
-
-function voiceActions(aborted: Set<string>): ActionDefinition[] {
-  return [
-    defineAction({
-      name: 'action_story',
-      async run(dispatcher, _tracker, _domain, { signal }) {
-        for (const token of tokens(STORY)) {
-          await sleep(2, undefined, { signal });
-          await dispatcher.streamChunk({ text: token });
-        }
-        await dispatcher.streamEnd();
-        dispatcher.utterMessage({ text: 'Anything else?' });
-        return [slotSet('told', true)];
-      },
-    }),
-    defineAction({
-      name: 'action_static',
-      run(dispatcher) {
-        dispatcher.utterMessage({ text: 'Hello there. How are you today?', buttons: [{ title: 'Fine', payload: '/fine' }] });
-        return [slotSet('greeted', true)];
-      },
-    }),
-    defineAction({
-      name: 'action_barge',
-      async *stream({ signal, tracker }) {
-        yield 'First sentence. ';
-        yield 'Second ';
-        await sleep(5000, undefined, { signal }).catch(() => aborted.add(tracker.senderId));
-        yield 'half, never heard. ';
-        return [slotSet('interrupted', signal.aborted)];
-      },
-    }),
-    defineAction({
-      name: 'action_forever',
-      async *stream({ signal, tracker }) {
-        try {
-          for (let i = 0; ; i++) {
-            await sleep(10, undefined, { signal });
-            yield `Tick ${i}. `;
-          }
-        } catch (error) {
-          if (signal.aborted) aborted.add(tracker.senderId);
-          throw error;
-        }
-      },
-    }),
-    defineAction({
-      name: 'action_fail',
-      async *stream() {
-        yield 'Partial sentence. Broken';
-        throw new Error('action exploded');
-      },
-    }),
-  ];
-}
 
 interface Outcome {
   events: SentenceStreamEvent[];
@@ -132,7 +71,7 @@ describe('sluice.v1.VoiceService', () => {
   let voice: Client<typeof VoiceService>;
   const aborted = new Set<string>();
   beforeEach(async () => {
-    h = await startHarness(voiceActions(aborted), { bargeInTimeoutSeconds: 0.5 });
+    h = await startHarness(sentenceActions(aborted), { bargeInTimeoutSeconds: 0.5 });
     voice = createClient(VoiceService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${h.port}` }));
   });
   afterEach(() => h.close());

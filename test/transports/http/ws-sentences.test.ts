@@ -7,74 +7,8 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { defineAction, type ActionDefinition } from '../../../src/runtime/action.ts';
-import { slotSet } from '../../../src/runtime/rasa-events.ts';
+import { STORY, sentenceActions } from '../../channels/voice/sentence-actions.ts';
 import { WsClient, assertSettled, call, startServer, waitFor, type TestServer } from './fixtures.ts';
-
-const STORY = 'Good morning. The shop opens at nine. See you soon!';
-
-/** Word tokens that join back to `text` exactly. */
-function tokens(text: string): string[] {
-  return text.split(/(?<=\s)(?=\S)/);
-}
-
-function sentenceActions(aborted: Set<string>): ActionDefinition[] {
-  return [
-    // Three streamed sentences, then a whole message: four sentences across two messages.
-    defineAction({
-      name: 'action_story',
-      async run(dispatcher, _tracker, _domain, { signal }) {
-        for (const token of tokens(STORY)) {
-          await sleep(2, undefined, { signal });
-          await dispatcher.streamChunk({ text: token });
-        }
-        await dispatcher.streamEnd();
-        dispatcher.utterMessage({ text: 'Anything else?' });
-        return [slotSet('told', true)];
-      },
-    }),
-    defineAction({
-      name: 'action_static',
-      run(dispatcher) {
-        dispatcher.utterMessage({ text: 'Hello there. How are you today?' });
-        return [slotSet('greeted', true)];
-      },
-    }),
-    // One sentence and the start of a second, then waits for a barge-in; later text is dropped.
-    defineAction({
-      name: 'action_barge',
-      async *stream({ signal, tracker }) {
-        yield 'First sentence. ';
-        yield 'Second ';
-        await sleep(5000, undefined, { signal }).catch(() => aborted.add(tracker.senderId));
-        yield 'half, never heard. ';
-        return [slotSet('interrupted', signal.aborted)];
-      },
-    }),
-    // A sentence every 10 ms until cancelled.
-    defineAction({
-      name: 'action_forever',
-      async *stream({ signal, tracker }) {
-        try {
-          for (let i = 0; ; i++) {
-            await sleep(10, undefined, { signal });
-            yield `Tick ${i}. `;
-          }
-        } catch (error) {
-          if (signal.aborted) aborted.add(tracker.senderId);
-          throw error;
-        }
-      },
-    }),
-    defineAction({
-      name: 'action_fail',
-      async *stream() {
-        yield 'Partial sentence. Broken';
-        throw new Error('action exploded');
-      },
-    }),
-  ];
-}
 
 async function start(client: WsClient, id: string, body: unknown, extra: Record<string, unknown> = {}): Promise<string> {
   client.send({ type: 'start', id, call: body, view: 'sentences', ...extra });

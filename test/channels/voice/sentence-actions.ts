@@ -1,0 +1,74 @@
+/**
+ * Actions shared by the sentence tests of each wire (WebSocket view, gRPC VoiceService): a
+ * streamed story plus a whole message, a static message, a barge-in target, an endless ticker and
+ * a failure mid-sentence.
+ */
+
+import { setTimeout as sleep } from 'node:timers/promises';
+import { defineAction, type ActionDefinition } from '../../../src/runtime/action.ts';
+import { slotSet } from '../../../src/runtime/rasa-events.ts';
+
+export const STORY = 'Good morning. The shop opens at nine. See you soon!';
+
+/** Word tokens that join back to `text` exactly. */
+export function tokens(text: string): string[] {
+  return text.split(/(?<=\s)(?=\S)/);
+}
+
+export function sentenceActions(aborted: Set<string>): ActionDefinition[] {
+  return [
+    // Three streamed sentences, then a whole message: four sentences across two messages.
+    defineAction({
+      name: 'action_story',
+      async run(dispatcher, _tracker, _domain, { signal }) {
+        for (const token of tokens(STORY)) {
+          await sleep(2, undefined, { signal });
+          await dispatcher.streamChunk({ text: token });
+        }
+        await dispatcher.streamEnd();
+        dispatcher.utterMessage({ text: 'Anything else?' });
+        return [slotSet('told', true)];
+      },
+    }),
+    defineAction({
+      name: 'action_static',
+      run(dispatcher) {
+        dispatcher.utterMessage({ text: 'Hello there. How are you today?', buttons: [{ title: 'Fine', payload: '/fine' }] });
+        return [slotSet('greeted', true)];
+      },
+    }),
+    // One sentence and the start of a second, then waits for a barge-in; later text is dropped.
+    defineAction({
+      name: 'action_barge',
+      async *stream({ signal, tracker }) {
+        yield 'First sentence. ';
+        yield 'Second ';
+        await sleep(5000, undefined, { signal }).catch(() => aborted.add(tracker.senderId));
+        yield 'half, never heard. ';
+        return [slotSet('interrupted', signal.aborted)];
+      },
+    }),
+    // A sentence every 10 ms until cancelled.
+    defineAction({
+      name: 'action_forever',
+      async *stream({ signal, tracker }) {
+        try {
+          for (let i = 0; ; i++) {
+            await sleep(10, undefined, { signal });
+            yield `Tick ${i}. `;
+          }
+        } catch (error) {
+          if (signal.aborted) aborted.add(tracker.senderId);
+          throw error;
+        }
+      },
+    }),
+    defineAction({
+      name: 'action_fail',
+      async *stream() {
+        yield 'Partial sentence. Broken';
+        throw new Error('action exploded');
+      },
+    }),
+  ];
+}
