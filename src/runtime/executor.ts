@@ -232,10 +232,15 @@ export class ActionExecutor {
     return run.cancelDelivery(new SluiceError('cancelled', 'Barge-in: the user interrupted the response', { details: { reason: 'barge_in' } }));
   }
 
-  /** Stops a run (stop button). Returns false when it is unknown or already ending. */
-  cancel(runId: string, reason = 'Cancelled by the client'): boolean {
+  /**
+   * Stops a run (stop button). `reason` is a message (the cancel is recorded with reason `stop`)
+   * or the error to record as is (e.g. a `barge_in` or `disconnect` one). Returns false when the
+   * run is unknown or already ending.
+   */
+  cancel(runId: string, reason: string | SluiceError = 'Cancelled by the client'): boolean {
     const run = this.#runs.get(runId);
-    return run === undefined ? false : run.cancel(new SluiceError('cancelled', reason, { details: { reason: 'stop' } }));
+    if (run === undefined) return false;
+    return run.cancel(typeof reason === 'string' ? new SluiceError('cancelled', reason, { details: { reason: 'stop' } }) : reason);
   }
 
   /** Cancels every live run and waits until they have ended. */

@@ -423,6 +423,21 @@ describe('barge-in', () => {
     assert.equal(run.endReason, 'completed');
   });
 
+  test('cancel(runId) records a message as a stop, or the error it is given as is', async () => {
+    const ex = executor();
+    const stopped = ex.start(call('streaming_action'));
+    assert.equal(ex.cancel(stopped.id, 'Stop pressed'), true);
+    assert.equal(stopped.cancelReason?.message, 'Stop pressed');
+    assert.equal(stopped.cancelReason?.details.reason, 'stop');
+    const interrupted = ex.start(call('streaming_action'));
+    const bargeIn = new SluiceError('cancelled', 'The user spoke', { details: { reason: 'barge_in' } });
+    assert.equal(ex.cancel(interrupted.id, bargeIn), true);
+    assert.equal(interrupted.cancelReason, bargeIn);
+    assert.equal(ex.cancel(interrupted.id), false, 'a second cancel');
+    assert.equal(ex.cancel('no-such-run'), false);
+    await Promise.all([stopped.done, interrupted.done]);
+  });
+
   test('a restart of the stream after the ack does not undo the barge-in (Rasa gap 3)', async () => {
     const restarts = defineAction({
       name: 'restarts',

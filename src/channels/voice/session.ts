@@ -434,7 +434,7 @@ export class VoiceSession {
 
   #cancelRun(turn: Turn, reason: SluiceError): void {
     if (turn.kind === 'start' && this.#s.executor.getRun(turn.run.id) === turn.run) {
-      this.#s.executor.cancel(turn.run.id, reason.message);
+      this.#s.executor.cancel(turn.run.id, reason);
     } else turn.run.cancel(reason);
   }
 
