@@ -76,7 +76,8 @@ interface OpenCall {
  * go to its run and hooks, not to the container), commits it, fires its post hooks, and only then
  * starts. Likewise an `iterate` / `streamIterate` generator left unfinished is closed (its
  * `postExecuteCall` fires) by the next call. So hooks stay paired and no step is leaked; call
- * `settle()` to apply the rule without starting anything.
+ * `settle()` to apply the rule without starting anything. A `streamResult` container that is
+ * garbage-collected unread has its step finished then, without waiting for a next call.
  *
  * **Serving a step.** Steps run only when pulled. A server that forwards the step's run (its
  * Sluice events) instead of reading the container subscribes to `container.run` and awaits
@@ -114,6 +115,11 @@ export class Application<S extends StateData = StateData> {
   #current: StepRun | null = null;
   #pending: StepRun | null = null;
   #openCall: OpenCall | null = null;
+  /** A streamResult container dropped unread finishes its step once collected, as the next call would. */
+  #dropped = new FinalizationRegistry<StepRun>((step) => {
+    if (this.#pending !== step || step.ended) return;
+    this.settle().catch((error: unknown) => this.#core.logger.error({ err: error, action: step.name }, 'Could not finish a dropped step'));
+  });
 
   /** @internal Use `ApplicationBuilder`. */
   constructor(init: ApplicationInit) {
@@ -285,8 +291,12 @@ export class Application<S extends StateData = StateData> {
         if (step.ended) {
           const record = step.record as StepRecord;
           if (record.status === 'failed') throw record.error;
-        } else this.#pending = step;
-        return [target, new StreamingResultContainer<I, R, S>(target, step)];
+          return [target, new StreamingResultContainer<I, R, S>(target, step)];
+        }
+        this.#pending = step;
+        const container = new StreamingResultContainer<I, R, S>(target, step);
+        this.#dropped.register(container, step);
+        return [target, container];
       } catch (thrown) {
         error = thrown;
         throw thrown;

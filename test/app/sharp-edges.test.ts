@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep, setImmediate as tick } from 'node:timers/promises';
 import { describe, test } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import {
   action,
   type Action,
@@ -34,6 +36,9 @@ async function single(act: Action | StreamingAction, options: { hooks?: Lifecycl
   if (options.persister !== undefined) builder.withPersister(options.persister).initializeFromPersister(options.persister);
   return builder.build();
 }
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
 
 function reasonOf(error: unknown): unknown {
   return (error as { details?: { reason?: unknown } } | undefined)?.details?.reason;
@@ -178,6 +183,26 @@ describe('Burr §1.3 StreamingResultContainer edges', () => {
     );
     assert.deepEqual(hooks.sequenceIds('postRunStep'), [0, 1]);
     assert.equal(hooks.count('postStreamItem'), 10, 'items drained by the rule still fire their hooks');
+  });
+
+  test('container garbage-collected unread: its step is finished without waiting for a next call', async () => {
+    const hooks = new HookRecorder();
+    const app = await single(counterFn('async'), { hooks: [hooks], state: { count: 0, tracker: [] } });
+    // The container is never held anywhere: only the app's pending step outlives this call.
+    await (async () => {
+      await app.streamResult({ haltAfter: ['act'] });
+    })();
+    assert.notEqual(app.currentRun, null, 'the step is pending');
+    for (let i = 0; i < 100 && app.currentRun !== null; i++) {
+      gc();
+      await sleep(5);
+    }
+    assert.equal(app.currentRun, null, 'the step was finished once its container was collected');
+    assert.equal(app.lastStep?.status, 'completed');
+    assert.equal(app.state.get('count'), 1);
+    assert.equal(hooks.count('preExecuteCall'), hooks.count('postExecuteCall'));
+    assert.equal(hooks.count('preRunStep'), hooks.count('postRunStep'));
+    assert.equal(hooks.count('preStartStream'), hooks.count('postEndStream'));
   });
 
   test('container never iterated: settle() (or any next call) ends its step; hooks stay paired', async () => {
