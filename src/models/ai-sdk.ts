@@ -12,6 +12,7 @@ import type { LanguageModel, LanguageModelUsage, ModelMessage, ToolSet } from 'a
 import { SluiceError } from '../protocol/errors.ts';
 import type { Citation } from '../protocol/events.ts';
 import { isAbortLike, modelError } from './errors.ts';
+import { toProviderMessages } from './provider-messages.ts';
 import type { ChatMessage, ChatModel, FinishReason, ModelDelta, ModelRequest, ModelUsage, ToolDefinition } from './types.ts';
 
 /** Options of {@link AiSdkChatModel}. */
@@ -126,30 +127,18 @@ export class AiSdkChatModel implements ChatModel {
 
 /** Our messages as AI SDK `ModelMessage`s. Tool arguments are parsed back to objects. */
 export function toModelMessages(messages: readonly ChatMessage[]): ModelMessage[] {
-  return messages.map((m): ModelMessage => {
-    switch (m.role) {
-      case 'system':
-      case 'user':
-        return { role: m.role, content: m.content };
-      case 'assistant': {
-        const calls = m.toolCalls ?? [];
-        if (calls.length === 0) return { role: 'assistant', content: m.content ?? '' };
-        return {
-          role: 'assistant',
-          content: [
-            ...(m.content ? [{ type: 'text' as const, text: m.content }] : []),
-            ...calls.map((c) => ({ type: 'tool-call' as const, toolCallId: c.id, toolName: c.name, input: parseArgs(c.arguments) })),
-          ],
-        };
-      }
-      case 'tool':
-        return {
-          role: 'tool',
-          content: [{ type: 'tool-result', toolCallId: m.toolCallId, toolName: m.name, output: toolOutput(m.content) }],
-        };
-      default:
-        throw new SluiceError('invalid_argument', `Unknown chat message role '${String((m as { role?: unknown }).role)}'`);
-    }
+  return toProviderMessages<ModelMessage>(messages, {
+    assistantWithCalls: (m, calls) => ({
+      role: 'assistant',
+      content: [
+        ...(m.content ? [{ type: 'text' as const, text: m.content }] : []),
+        ...calls.map((c) => ({ type: 'tool-call' as const, toolCallId: c.id, toolName: c.name, input: parseArgs(c.arguments) })),
+      ],
+    }),
+    tool: (m) => ({
+      role: 'tool',
+      content: [{ type: 'tool-result', toolCallId: m.toolCallId, toolName: m.name, output: toolOutput(m.content) }],
+    }),
   });
 }
 

@@ -19,6 +19,7 @@ import { SluiceError } from '../protocol/errors.ts';
 import type { Citation } from '../protocol/events.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { isAbortLike, modelError } from './errors.ts';
+import { toProviderMessages } from './provider-messages.ts';
 import type { ChatMessage, ChatModel, FinishReason, ModelDelta, ModelRequest, ModelUsage, ToolDefinition } from './types.ts';
 
 /** Options of {@link OpenAIChatModel}. */
@@ -187,25 +188,13 @@ export class OpenAIChatModel implements ChatModel {
 
 /** Messages in the chat-completions shape. */
 export function toOpenAIMessages(messages: readonly ChatMessage[]): ChatCompletionMessageParam[] {
-  return messages.map((m): ChatCompletionMessageParam => {
-    switch (m.role) {
-      case 'system':
-      case 'user':
-        return { role: m.role, content: m.content };
-      case 'assistant': {
-        const calls = m.toolCalls ?? [];
-        if (calls.length === 0) return { role: 'assistant', content: m.content ?? '' };
-        return {
-          role: 'assistant',
-          content: m.content,
-          tool_calls: calls.map((c) => ({ id: c.id, type: 'function' as const, function: { name: c.name, arguments: c.arguments } })),
-        };
-      }
-      case 'tool':
-        return { role: 'tool', tool_call_id: m.toolCallId, content: m.content };
-      default:
-        throw new SluiceError('invalid_argument', `Unknown chat message role '${String((m as { role?: unknown }).role)}'`);
-    }
+  return toProviderMessages<ChatCompletionMessageParam>(messages, {
+    assistantWithCalls: (m, calls) => ({
+      role: 'assistant',
+      content: m.content,
+      tool_calls: calls.map((c) => ({ id: c.id, type: 'function' as const, function: { name: c.name, arguments: c.arguments } })),
+    }),
+    tool: (m) => ({ role: 'tool', tool_call_id: m.toolCallId, content: m.content }),
   });
 }
 

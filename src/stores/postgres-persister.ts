@@ -6,9 +6,10 @@
 
 import pg from 'pg';
 import type { LoadQuery, PersistedStep, Persister } from '../app/persistence.ts';
-import { duplicateStep, STEP_STATUSES } from '../app/persistence.ts';
+import { duplicateStep } from '../app/persistence.ts';
 import type { StateData } from '../app/state.ts';
 import { checkIdentifier } from './sql.ts';
+import { STEP_ROW_COLUMNS, stepKeyOf, stepRowValues, stepTableSql, type StepKeyRow } from './step-rows.ts';
 
 /** Options of a {@link PostgresPersister}. */
 export interface PostgresPersisterOptions {
@@ -20,11 +21,7 @@ export interface PostgresPersisterOptions {
   table?: string;
 }
 
-interface Row {
-  app_id: string;
-  partition_key: string;
-  sequence_id: number;
-  action: string;
+interface Row extends StepKeyRow {
   status: string;
   state: StateData;
   result: unknown;
@@ -38,10 +35,7 @@ const COLUMNS = `app_id, partition_key, sequence_id, action, status, state, resu
 
 function toStep(row: Row): PersistedStep {
   return {
-    appId: row.app_id,
-    partitionKey: row.partition_key,
-    sequenceId: Number(row.sequence_id),
-    action: row.action,
+    ...stepKeyOf(row),
     status: row.status as PersistedStep['status'],
     state: row.state,
     result: row.result ?? null,
@@ -81,24 +75,7 @@ export class PostgresPersister implements Persister {
   }
 
   async #create(): Promise<void> {
-    const t = this.table;
-    const statuses = STEP_STATUSES.map((s) => `'${s}'`).join(', ');
-    await this.#pool.query(`
-      CREATE TABLE IF NOT EXISTS "${t}" (
-        app_id        text        NOT NULL,
-        partition_key text        NOT NULL DEFAULT '',
-        sequence_id   integer     NOT NULL CHECK (sequence_id >= 0),
-        action        text        NOT NULL,
-        status        text        NOT NULL CHECK (status IN (${statuses})),
-        state         jsonb       NOT NULL,
-        result        jsonb,
-        error         text,
-        started_at    timestamptz NOT NULL,
-        ended_at      timestamptz NOT NULL,
-        PRIMARY KEY (app_id, partition_key, sequence_id)
-      );
-      CREATE INDEX IF NOT EXISTS "${t}_partition_ended" ON "${t}" (partition_key, ended_at);
-    `);
+    await this.#pool.query(stepTableSql(this.table, { text: 'text', integer: 'integer', json: 'jsonb', time: 'timestamptz' }));
   }
 
   async save(step: PersistedStep): Promise<void> {
@@ -107,20 +84,9 @@ export class PostgresPersister implements Persister {
     try {
       await client.query('BEGIN');
       await client.query(
-        `INSERT INTO "${this.table}" (app_id, partition_key, sequence_id, action, status, state, result, error, started_at, ended_at)
+        `INSERT INTO "${this.table}" (${STEP_ROW_COLUMNS})
          VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, to_timestamp($9::double precision / 1000), to_timestamp($10::double precision / 1000))`,
-        [
-          step.appId,
-          step.partitionKey,
-          step.sequenceId,
-          step.action,
-          step.status,
-          JSON.stringify(step.state),
-          step.result === undefined || step.result === null ? null : JSON.stringify(step.result),
-          step.error,
-          step.startedAt,
-          step.endedAt,
-        ],
+        stepRowValues(step),
       );
       await client.query('COMMIT');
     } catch (error) {

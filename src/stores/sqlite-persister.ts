@@ -5,9 +5,10 @@
 
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { LoadQuery, PersistedStep, Persister } from '../app/persistence.ts';
-import { duplicateStep, STEP_STATUSES } from '../app/persistence.ts';
+import { duplicateStep } from '../app/persistence.ts';
 import type { StateData } from '../app/state.ts';
 import { checkIdentifier, isSQLiteUniqueViolation, openSQLite, parseJson, type SQLiteOptions } from './sql.ts';
+import { STEP_ROW_COLUMNS, stepKeyOf, stepRowValues, stepTableSql, type StepKeyRow } from './step-rows.ts';
 
 /** Options of a {@link SQLitePersister}. */
 export interface SQLitePersisterOptions extends SQLiteOptions {
@@ -15,11 +16,7 @@ export interface SQLitePersisterOptions extends SQLiteOptions {
   table?: string;
 }
 
-interface Row {
-  app_id: string;
-  partition_key: string;
-  sequence_id: number;
-  action: string;
+interface Row extends StepKeyRow {
   status: string;
   state: string;
   result: string | null;
@@ -30,10 +27,7 @@ interface Row {
 
 function toStep(row: Row): PersistedStep {
   return {
-    appId: row.app_id,
-    partitionKey: row.partition_key,
-    sequenceId: Number(row.sequence_id),
-    action: row.action,
+    ...stepKeyOf(row),
     status: row.status as PersistedStep['status'],
     state: parseJson(row.state) as StateData,
     result: parseJson(row.result),
@@ -72,25 +66,9 @@ export class SQLitePersister implements Persister {
   initialize(): void {
     if (this.#insert !== null) return;
     const t = this.table;
-    const statuses = STEP_STATUSES.map((s) => `'${s}'`).join(', ');
-    this.#db.exec(`
-      CREATE TABLE IF NOT EXISTS "${t}" (
-        app_id        TEXT    NOT NULL,
-        partition_key TEXT    NOT NULL DEFAULT '',
-        sequence_id   INTEGER NOT NULL CHECK (sequence_id >= 0),
-        action        TEXT    NOT NULL,
-        status        TEXT    NOT NULL CHECK (status IN (${statuses})),
-        state         TEXT    NOT NULL,
-        result        TEXT,
-        error         TEXT,
-        started_at    REAL    NOT NULL,
-        ended_at      REAL    NOT NULL,
-        PRIMARY KEY (app_id, partition_key, sequence_id)
-      );
-      CREATE INDEX IF NOT EXISTS "${t}_partition_ended" ON "${t}" (partition_key, ended_at);
-    `);
+    this.#db.exec(stepTableSql(t, { text: 'TEXT', integer: 'INTEGER', json: 'TEXT', time: 'REAL' }));
     this.#insert = this.#db.prepare(
-      `INSERT INTO "${t}" (app_id, partition_key, sequence_id, action, status, state, result, error, started_at, ended_at)
+      `INSERT INTO "${t}" (${STEP_ROW_COLUMNS})
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
   }
@@ -100,18 +78,7 @@ export class SQLitePersister implements Persister {
     const db = this.#db;
     db.exec('BEGIN IMMEDIATE');
     try {
-      (this.#insert as StatementSync).run(
-        step.appId,
-        step.partitionKey,
-        step.sequenceId,
-        step.action,
-        step.status,
-        JSON.stringify(step.state),
-        step.result === undefined || step.result === null ? null : JSON.stringify(step.result),
-        step.error,
-        step.startedAt,
-        step.endedAt,
-      );
+      (this.#insert as StatementSync).run(...stepRowValues(step));
       db.exec('COMMIT');
     } catch (error) {
       if (db.isTransaction) db.exec('ROLLBACK');

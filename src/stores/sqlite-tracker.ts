@@ -7,6 +7,7 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { PostRunStepEvent } from '../app/hooks.ts';
 import { type ListRunsOptions, type StepTracker, type TrackedStep, trackedStepOf } from '../app/tracking.ts';
 import { checkIdentifier, openSQLite, type SQLiteOptions } from './sql.ts';
+import { stepKeyOf, type StepKeyRow } from './step-rows.ts';
 
 /** Options of a {@link SQLiteTracker}. */
 export interface SQLiteTrackerOptions extends SQLiteOptions {
@@ -14,11 +15,7 @@ export interface SQLiteTrackerOptions extends SQLiteOptions {
   table?: string;
 }
 
-interface Row {
-  app_id: string;
-  partition_key: string;
-  sequence_id: number;
-  action: string;
+interface Row extends StepKeyRow {
   run_id: string;
   status: string;
   started_at: number;
@@ -32,10 +29,7 @@ interface Row {
 
 function toTracked(row: Row): TrackedStep {
   return {
-    appId: row.app_id,
-    partitionKey: row.partition_key,
-    sequenceId: Number(row.sequence_id),
-    action: row.action,
+    ...stepKeyOf(row),
     runId: row.run_id,
     status: row.status as TrackedStep['status'],
     startedAt: Number(row.started_at),

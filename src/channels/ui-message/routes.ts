@@ -29,13 +29,15 @@
  */
 
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { HTTP_STATUS, SluiceError } from '../../protocol/errors.ts';
 import type { ErrorEvent } from '../../protocol/events.ts';
 import type { ActionExecutor } from '../../runtime/executor.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { Run } from '../../runtime/run.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
+import { pipeEvents } from '../pipe-events.ts';
+import { dropEmptyBodyType, requestErrorHandler } from '../request-hooks.ts';
 import { assembleMessage } from './assembler.ts';
 import type { CloseReason } from './encoder.ts';
 import { UiMessageEncoder } from './encoder.ts';
@@ -314,19 +316,7 @@ class ChatEndpoints {
         this.#logger.warn({ err: error, runId: run.id, part: part.type }, 'uiMessageRoutes: a part could not be encoded as JSON and was skipped'),
     });
     try {
-      for (;;) {
-        const step = await sub.next();
-        if (step.done === true) break;
-        let text = encoder.encode(step.value);
-        if (run.lastSeq > sub.cursor) {
-          const batch = sub.drain();
-          for (let i = 0; i < batch.length; i++) text += encoder.encode(batch[i]!);
-        }
-        if (text !== '') {
-          const wait = writer.write(text);
-          if (wait !== undefined) await wait;
-        }
-      }
+      await pipeEvents(run, sub, (event) => encoder.encode(event), writer);
     } catch (error) {
       this.#logger.error({ err: error, runId: run.id }, 'uiMessageRoutes: the stream failed');
     } finally {
@@ -359,29 +349,6 @@ function chatIdParam(request: FastifyRequest, reply: FastifyReply): string | nul
   return id;
 }
 
-function dropEmptyBodyType(request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
-  if (request.headers['content-length'] === '0') delete request.headers['content-type'];
-  done();
-}
-
-/** Errors Fastify raises before a handler runs (unreadable body, too large…), as `{ error, code }`. */
-function errorHandler(logger: Logger) {
-  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
-    const status = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
-    if (status >= 500) {
-      logger.error({ err: error, url: request.url }, 'uiMessageRoutes: request failed');
-      reply.code(500).send({ error: 'Internal server error', code: 'internal' });
-      return;
-    }
-    const code = typeof error.code === 'string' ? error.code : '';
-    if (status === 400 && (code.includes('JSON') || code === 'INVALID_BODY')) {
-      reply.code(400).send({ error: 'Invalid request body: it is not valid JSON', code: 'invalid_argument' });
-      return;
-    }
-    reply.code(status).send({ error: error.message, code: status === 413 ? 'resource_exhausted' : 'invalid_argument' });
-  };
-}
-
 /**
  * Registers the AI SDK chat endpoints (see the module comment). Throws `invalid_argument` for an
  * invalid option. Open streams end when the server closes; their runs go on (close the executor
@@ -396,7 +363,7 @@ function errorHandler(logger: Logger) {
  */
 export const uiMessageRoutes: FastifyPluginAsync<UiMessageRoutesOptions> = async (app: FastifyInstance, options: UiMessageRoutesOptions) => {
   const endpoints = new ChatEndpoints(options);
-  app.setErrorHandler(errorHandler(options.logger ?? options.executor.logger));
+  app.setErrorHandler(requestErrorHandler(options.logger ?? options.executor.logger, 'uiMessageRoutes'));
   app.addHook('preClose', async () => endpoints.endStreams());
   app.post('/api/chat', (request, reply) => endpoints.post(request, reply));
   // No automatic HEAD route: it would hold a bodiless stream open.

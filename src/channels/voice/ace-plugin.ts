@@ -21,6 +21,7 @@ import { SluiceError } from '../../protocol/errors.ts';
 import type { RasaEvent } from '../../protocol/events.ts';
 import type { ActionContext, ActionDefinition } from '../../runtime/action.ts';
 import { defineAction } from '../../runtime/action.ts';
+import { idleAbort } from './idle-abort.ts';
 import { checkOptionsObject, enumOption, functionOption, invalidOption, numberOption, stringOption } from './validate.ts';
 
 /** How the plugin's body is cut into frames. `auto` decides from the content type (and the first byte). */
@@ -381,31 +382,24 @@ export function acePluginAction(options: AcePluginActionOptions): ActionDefiniti
         headers['content-type'] ??= 'application/json';
         init.body = JSON.stringify(request.body ?? {});
       }
-      const controller = new AbortController();
-      const onAbort = (): void => controller.abort(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      let timer: NodeJS.Timeout | undefined;
-      const arm = (): void => {
-        clearTimeout(timer);
-        timer = setTimeout(() => controller.abort(new SluiceError('timeout', 'The plugin stopped responding', { details: { reason: 'plugin_timeout' } })), timeoutMs);
-      };
-      init.signal = controller.signal;
+      const idle = idleAbort(signal, timeoutMs, () => new SluiceError('timeout', 'The plugin stopped responding', { details: { reason: 'plugin_timeout' } }));
+      init.signal = idle.signal;
       let final: AceFrame | null = null;
       try {
-        arm();
+        idle.arm();
         let response: Response;
         try {
           response = await doFetch(target, init);
         } catch (error) {
           if (signal.aborted) return [];
-          throw unreachable(error, controller.signal);
+          throw unreachable(error, idle.signal);
         }
         if (!response.ok) {
           await response.body?.cancel().catch(() => {});
           throw new SluiceError('unavailable', `The plugin answered ${response.status}`, { details: { reason: 'plugin_http_error', status: response.status } });
         }
         if (response.body !== null) {
-          const bytes = timedBody(response.body, arm);
+          const bytes = timedBody(response.body, idle.arm);
           try {
             for await (const frame of readAceStream(bytes, { framing, contentType: response.headers.get('content-type') })) {
               if (signal.aborted) break;
@@ -420,13 +414,11 @@ export function acePluginAction(options: AcePluginActionOptions): ActionDefiniti
             }
           } catch (error) {
             if (signal.aborted) return [];
-            throw SluiceError.isInstance(error) ? error : unreachable(error, controller.signal);
+            throw SluiceError.isInstance(error) ? error : unreachable(error, idle.signal);
           }
         }
       } finally {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        controller.abort();
+        idle.close();
       }
       await dispatcher.streamEnd();
       return onFinal?.(final, context) ?? [];

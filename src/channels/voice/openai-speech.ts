@@ -9,6 +9,7 @@ import { SluiceError } from '../../protocol/errors.ts';
 import type { ErrorCode } from '../../protocol/errors.ts';
 import type { AudioChunk, AudioFormat, SynthesizeOptions, TtsEngine } from './tts.ts';
 import { durationOf } from './tts.ts';
+import { idleAbort } from './idle-abort.ts';
 import { checkOptionsObject, enumOption, functionOption, invalidOption, numberOption, stringOption } from './validate.ts';
 
 /** Options of {@link OpenAiSpeechTts}. */
@@ -111,20 +112,12 @@ export class OpenAiSpeechTts implements TtsEngine {
     if (this.#speed !== undefined) body.speed = this.#speed;
     if (this.#instructions !== undefined) body.instructions = this.#instructions;
 
-    // One controller for the caller's abort and our idle timeout, so both close the connection.
-    const controller = new AbortController();
-    const onAbort = (): void => controller.abort(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    let timer: NodeJS.Timeout | undefined;
-    const arm = (): void => {
-      clearTimeout(timer);
-      timer = setTimeout(() => controller.abort(new SluiceError('timeout', 'The speech service stopped responding')), this.#timeoutMs);
-    };
+    const idle = idleAbort(signal, this.#timeoutMs, () => new SluiceError('timeout', 'The speech service stopped responding'));
     try {
-      arm();
+      idle.arm();
       let response: Response;
       try {
-        response = await this.#fetch(this.#url, { method: 'POST', headers: this.#headers, body: JSON.stringify(body), signal: controller.signal });
+        response = await this.#fetch(this.#url, { method: 'POST', headers: this.#headers, body: JSON.stringify(body), signal: idle.signal });
       } catch (error) {
         if (signal.aborted) return;
         throw this.#failure(error);
@@ -141,7 +134,7 @@ export class OpenAiSpeechTts implements TtsEngine {
       const reader = response.body.getReader();
       try {
         for (;;) {
-          arm();
+          idle.arm();
           let step: Awaited<ReturnType<typeof reader.read>>;
           try {
             step = await reader.read();
@@ -157,12 +150,10 @@ export class OpenAiSpeechTts implements TtsEngine {
         decoder.end();
       } finally {
         reader.releaseLock();
-        if (!controller.signal.aborted) void response.body.cancel().catch(() => {});
+        if (!idle.signal.aborted) void response.body.cancel().catch(() => {});
       }
     } finally {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      controller.abort();
+      idle.close();
     }
   }
 

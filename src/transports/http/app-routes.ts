@@ -37,11 +37,13 @@
  */
 
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Inputs } from '../../app/action.ts';
 import type { Application } from '../../app/application.ts';
 import type { StreamingResultContainer } from '../../app/container.ts';
 import type { AppRegistry } from '../../app/registry.ts';
+import { pipeEvents } from '../../channels/pipe-events.ts';
+import { dropEmptyBodyType, requestErrorHandler } from '../../channels/request-hooks.ts';
 import { HTTP_STATUS, SluiceError } from '../../protocol/errors.ts';
 import { createLogger, type Logger } from '../../runtime/logger.ts';
 import type { Run } from '../../runtime/run.ts';
@@ -281,12 +283,9 @@ class AppEndpoints {
 
   /** `GET /apps/:appId/runs/:runId/events`. */
   async events(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const appId = appIdParam(request, reply);
-    if (appId === null) return;
-    const app = await this.#resolve(appId, reply);
-    if (app === null) return;
-    const run = this.#findRun(app, request, reply);
-    if (run === null) return;
+    const found = await this.#findRun(request, reply);
+    if (found === null) return;
+    const { appId, run } = found;
     let sub: Subscription;
     try {
       sub = run.subscribe({ after: resumePoint(request) });
@@ -300,12 +299,9 @@ class AppEndpoints {
 
   /** `POST /apps/:appId/runs/:runId/cancel`. */
   async cancel(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const appId = appIdParam(request, reply);
-    if (appId === null) return;
-    const app = await this.#resolve(appId, reply);
-    if (app === null) return;
-    const run = this.#findRun(app, request, reply);
-    if (run === null) return;
+    const found = await this.#findRun(request, reply);
+    if (found === null) return;
+    const { app, run } = found;
     if (!run.cancel(new SluiceError('cancelled', 'Cancelled by the client', { details: { reason: 'stop' } }))) {
       const state =
         run.state === 'ended'
@@ -416,14 +412,19 @@ class AppEndpoints {
     return app;
   }
 
-  #findRun(app: Application, request: FastifyRequest, reply: FastifyReply): Run | null {
+  /** The app and run of a `/apps/:appId/runs/:runId/…` URL; null once a 400 or 404 has been answered. */
+  async #findRun(request: FastifyRequest, reply: FastifyReply): Promise<{ appId: string; app: Application; run: Run } | null> {
+    const appId = appIdParam(request, reply);
+    if (appId === null) return null;
+    const app = await this.#resolve(appId, reply);
+    if (app === null) return null;
     const { runId } = request.params as { runId: string };
     const run = app.getRun(runId);
     if (run === undefined) {
       sendError(reply, new SluiceError('not_found', `App '${app.appId}' has no run with id '${runId}': it never existed or is no longer retained`));
       return null;
     }
-    return run;
+    return { appId, app, run };
   }
 
   /** A SluiceError keeps its code and public message; anything else is logged and answered 500. */
@@ -470,17 +471,7 @@ class AppEndpoints {
     }
     writer.open(streamHeaders(reply, run, extra));
     try {
-      for (;;) {
-        const next = await sub.next();
-        if (next.done === true) break;
-        let text = formatSseEvent(next.value);
-        if (run.lastSeq > sub.cursor) {
-          const batch = sub.drain();
-          for (let i = 0; i < batch.length; i++) text += formatSseEvent(batch[i]!);
-        }
-        const wait = writer.write(text);
-        if (wait !== undefined) await wait;
-      }
+      await pipeEvents(run, sub, formatSseEvent, writer);
     } catch (error) {
       this.#logger.error({ err: error, appId, runId: run.id }, 'appRoutes: the stream failed');
     } finally {
@@ -499,34 +490,6 @@ function appIdParam(request: FastifyRequest, reply: FastifyReply): string | null
   return appId;
 }
 
-/** Lets an empty body through whatever its content type says (the body is optional). */
-function dropEmptyBodyType(request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
-  if (request.headers['content-length'] === '0') delete request.headers['content-type'];
-  done();
-}
-
-/** Errors Fastify raises before a handler runs (unreadable or too large body), as `{ error, code }`. */
-function errorHandler(logger: Logger) {
-  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
-    const status = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
-    if (status >= 500) {
-      logger.error({ err: error, url: request.url }, 'appRoutes: request failed');
-      reply.code(500).send({ error: 'Internal server error', code: 'internal' });
-      return;
-    }
-    const code = typeof error.code === 'string' ? error.code : '';
-    if (status === 400 && (code.includes('JSON') || code === 'INVALID_BODY')) {
-      reply.code(400).send({ error: 'Invalid request body: it is not valid JSON', code: 'invalid_argument' });
-      return;
-    }
-    if (status === 413) {
-      reply.code(413).send({ error: error.message, code: 'resource_exhausted' });
-      return;
-    }
-    reply.code(status).send({ error: error.message, code: 'invalid_argument' });
-  };
-}
-
 /**
  * Registers the application routes (see the module comment). Throws `invalid_argument` for an
  * invalid option. `createHttpServer({ apps })` registers it with the server's SSE settings.
@@ -540,7 +503,7 @@ function errorHandler(logger: Logger) {
 export const appRoutes: FastifyPluginAsync<AppRoutesOptions> = async (app: FastifyInstance, options: AppRoutesOptions) => {
   const logger = options?.logger ?? createLogger();
   const endpoints = new AppEndpoints({ ...options, logger });
-  app.setErrorHandler(errorHandler(logger));
+  app.setErrorHandler(requestErrorHandler(logger, 'appRoutes'));
   app.addHook('preClose', async () => {
     endpoints.endStreams();
     await endpoints.cancelSteps();

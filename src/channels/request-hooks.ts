@@ -1,0 +1,41 @@
+/**
+ * Fastify hooks that the route plugins with JSON bodies share (the UI message routes here, the
+ * application routes in the HTTP transport): they answer bad requests alike.
+ * @module
+ */
+
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from '../runtime/logger.ts';
+
+/**
+ * An `onRequest` hook for routes whose body is optional: a request that says it has no body
+ * (`content-length: 0`) loses its content type, so that Fastify does not reject the empty body
+ * as invalid JSON.
+ */
+export function dropEmptyBodyType(request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  if (request.headers['content-length'] === '0') delete request.headers['content-type'];
+  done();
+}
+
+/**
+ * An error handler for what Fastify raises before a handler runs (an unreadable or too large
+ * body…), answering `{ error, code }`: 400 `invalid_argument` for a body that is not JSON, 413
+ * `resource_exhausted`, other 4xx `invalid_argument` with Fastify's message. Anything else is
+ * logged as `<plugin>: request failed` and answered 500 `internal`, without its message.
+ */
+export function requestErrorHandler(logger: Logger, plugin: string): (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => void {
+  return (error, request, reply) => {
+    const status = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
+    if (status >= 500) {
+      logger.error({ err: error, url: request.url }, `${plugin}: request failed`);
+      reply.code(500).send({ error: 'Internal server error', code: 'internal' });
+      return;
+    }
+    const code = typeof error.code === 'string' ? error.code : '';
+    if (status === 400 && (code.includes('JSON') || code === 'INVALID_BODY')) {
+      reply.code(400).send({ error: 'Invalid request body: it is not valid JSON', code: 'invalid_argument' });
+      return;
+    }
+    reply.code(status).send({ error: error.message, code: status === 413 ? 'resource_exhausted' : 'invalid_argument' });
+  };
+}
