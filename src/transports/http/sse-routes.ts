@@ -33,6 +33,8 @@ export const RUN_ID_HEADER = 'x-sluice-run-id';
 /** The request header that asks for a detached run. */
 export const DETACH_HEADER = 'x-sluice-detach';
 
+const DONE: Promise<void> = Promise.resolve();
+
 /** Headers a hijacked response must not inherit from the reply: they describe a body we do not send. */
 const DROPPED_HEADERS = ['content-length', 'content-type', 'content-encoding', 'transfer-encoding'];
 
@@ -91,11 +93,11 @@ export function resumePoint(request: FastifyRequest): number {
  * or a bad option gets a JSON 4xx (Rasa's shapes) instead of a stream; failures after that point
  * are the run's own `error` and `run-end` events.
  */
-export async function streamCall(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+export function streamCall(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const body = request.body;
   if (body === undefined || body === null) {
     reply.code(400).send({ error: INVALID_BODY });
-    return;
+    return DONE;
   }
   let detach: boolean;
   try {
@@ -103,26 +105,27 @@ export async function streamCall(ctx: HttpContext, request: FastifyRequest, repl
   } catch (thrown) {
     const { status, body: payload } = errorReply(SluiceError.from(thrown));
     reply.code(status).send(payload);
-    return;
+    return DONE;
   }
   try {
     checkActionCall(ctx.executor, body);
   } catch (thrown) {
     const { status, body: payload } = rasaErrorReply(SluiceError.from(thrown), body);
     reply.code(status).send(payload);
-    return;
+    return DONE;
   }
   const run = ctx.executor.start(body, { streaming: true });
-  await pipeRunToSse(ctx, reply, run, run.subscribe(), !detach);
+  // Returned, not awaited: an open stream holds one suspended function (the loop), not two.
+  return pipeRunToSse(ctx, reply, run, run.subscribe(), !detach);
 }
 
 /** `GET /runs/:runId/events`: replay from the run's log after the resume point, then live events. */
-export async function streamRunEvents(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+export function streamRunEvents(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const { runId } = request.params as { runId: string };
   const run = ctx.executor.getRun(runId);
   if (run === undefined) {
     reply.code(404).send({ error: `No run found with id '${runId}': it never existed or is no longer retained`, code: 'not_found' });
-    return;
+    return DONE;
   }
   let sub: Subscription;
   try {
@@ -131,9 +134,9 @@ export async function streamRunEvents(ctx: HttpContext, request: FastifyRequest,
     // out_of_range (the log no longer holds those events) maps to 410 Gone.
     const { status, body } = errorReply(SluiceError.from(thrown));
     reply.code(status).send(body);
-    return;
+    return DONE;
   }
-  await pipeRunToSse(ctx, reply, run, sub, false);
+  return pipeRunToSse(ctx, reply, run, sub, false);
 }
 
 /**

@@ -11,11 +11,14 @@
  *   maximum duration ends the response without touching the run.
  *
  * Hot path: one `JSON.stringify` and one template concat per event ({@link formatSseEvent}); the
- * frames of one burst are joined and leave in one `res.write` (see {@link SseWriter.write}).
+ * frames of one burst are joined and leave as one HTTP chunk in one `socket.write`, and one
+ * `process.nextTick` flushes every writer that has frames pending (see {@link SseWriter.write}).
+ * Per stream: no timer (pings come from one shared wheel per interval) and one listener closure.
  * @module
  */
 
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { SluiceEvent } from '../../protocol/events.ts';
 
 /**
@@ -78,8 +81,29 @@ export function encodingFallback(event: SluiceEvent, error: unknown): string {
   });
 }
 
+/** Ticks per ping interval: the writers sharing an interval are spread over this many slots. */
+const PING_SLOTS = 16;
+
+/**
+ * One timer for every writer with the same ping interval: the writers are spread over
+ * {@link PING_SLOTS} slots and one slot is visited per tick, so each writer is visited once per
+ * interval and the pings of many idle streams do not all leave in the same tick.
+ */
+interface PingWheel {
+  readonly slots: Set<SseWriter>[];
+  /** The slot the next tick visits. */
+  cursor: number;
+  size: number;
+  timer: NodeJS.Timeout | null;
+}
+
 /**
  * Writes an SSE stream to a `ServerResponse`.
+ *
+ * Frames go straight to the socket as HTTP/1.1 chunks (`<size>\r\n<frames>\r\n`, exactly what
+ * `res.write` would send), one `socket.write` per burst: `res.write` corks the socket, queues four
+ * pieces and uncorks on the next tick, which costs more than the frame. When the response does not
+ * own its socket in chunked mode (HTTP/1.0, a pipelined response still queued) `res.write` is used.
  *
  * @example
  * const writer = new SseWriter(res, { pingIntervalMs: 15_000 });
@@ -89,19 +113,33 @@ export function encodingFallback(event: SluiceEvent, error: unknown): string {
  * if (wait !== undefined) await wait;
  */
 export class SseWriter {
+  static readonly #wheels = new Map<number, PingWheel>();
+  /** Writers with text pending, flushed together on the next tick. */
+  static readonly #flushQueue: SseWriter[] = [];
+
   readonly res: ServerResponse;
   /** Called once, when the response closes for any reason (after `closeReason` is set). */
   onclose: ((reason: SseCloseReason) => void) | null = null;
 
   #options: SseWriterOptions;
   #closeReason: SseCloseReason | null = null;
+  /** A write happened since the ping wheel last visited this writer. */
   #wrote = false;
   /** Frames written since the last flush. */
   #pending = '';
-  #ping: NodeJS.Timeout | null = null;
+  /** The socket frames are written to as chunks, or null to write through `res`. */
+  #socket: Socket | null = null;
+  /** The ping-wheel slot this writer is in, while open. */
+  #slot: Set<SseWriter> | null = null;
   #maxTimer: NodeJS.Timeout | null = null;
   #drain: Promise<void> | null = null;
   #resolveDrain: (() => void) | null = null;
+  /** The `drain` listener, made on the first wait only. */
+  #onDrain: (() => void) | null = null;
+  #onClose = (): void => {
+    if (this.#closeReason === null) this.#closed('disconnected');
+    else this.#releaseDrain();
+  };
 
   constructor(res: ServerResponse, options: SseWriterOptions) {
     this.res = res;
@@ -123,21 +161,34 @@ export class SseWriter {
 
   /**
    * Sends status 200 with {@link SSE_HEADERS} over `headers` and flushes them at once, so the
-   * client (and any proxy) sees the stream open before the first event. Starts the ping and
-   * max-duration timers.
+   * client (and any proxy) sees the stream open before the first event. Joins the ping wheel and
+   * starts the max-duration timer.
    */
   open(headers: OutgoingHttpHeaders = {}): void {
     if (this.#closeReason !== null) return;
     const res = this.res;
+    // A pipelined response waits for the ones before it without a socket of its own (`res.socket`
+    // is null until its turn; what it writes is queued in `res`): the request's socket tells
+    // whether the client is still there.
+    const socket = res.socket ?? res.req?.socket ?? null;
     // The client may have left before the stream opened (while its body was read): its `close` is past.
-    if (res.destroyed || res.socket === null || res.socket.destroyed) {
+    if (res.destroyed || socket === null || socket.destroyed) {
       this.#closed('disconnected');
       return;
     }
     res.writeHead(200, { ...headers, ...SSE_HEADERS });
     res.flushHeaders();
-    this.#ping = setInterval(this.#tick, this.#options.pingIntervalMs);
-    this.#ping.unref();
+    // Straight to the socket only while this response is the one it serves (`_httpMessage`), in
+    // chunked mode (not HTTP/1.0, not HEAD), with nothing of it still queued in `res`.
+    if (
+      res.socket === socket &&
+      res.chunkedEncoding &&
+      (socket as { _httpMessage?: unknown })._httpMessage === res &&
+      res.writableLength === 0
+    ) {
+      this.#socket = socket;
+    }
+    SseWriter.#join(this, this.#options.pingIntervalMs);
     if (this.#options.maxDurationMs !== undefined) {
       this.#maxTimer = setTimeout(() => this.end('max-duration', this.#options.maxDurationNotice), this.#options.maxDurationMs);
       this.#maxTimer.unref();
@@ -146,7 +197,7 @@ export class SseWriter {
 
   /**
    * Writes text (one or more whole frames). Returns `undefined` when the caller may write again at
-   * once, or a promise that settles when it may: on `drain` after a `res.write()` returned false, or
+   * once, or a promise that settles when it may: on `drain` after the socket's buffer filled up, or
    * when the response closed (check {@link SseWriter.closed} after awaiting). Writes after close
    * are dropped. Text is sent once the current burst of promise callbacks is over, or at 16 KiB.
    */
@@ -154,15 +205,16 @@ export class SseWriter {
     if (this.#closeReason !== null) return undefined;
     this.#wrote = true;
     // Frames written in one burst of promise callbacks (a fast producer, a reader catching up)
-    // leave in one `res.write`: the flush runs once the microtask queue is empty, so no timer
-    // delays a frame. (`res.cork()` would batch too, but a corked response whose socket never
-    // fills never emits `drain`, and the stream would hang.)
+    // leave in one write: the flush runs once the microtask queue is empty, so no timer delays a
+    // frame. (Corking would batch too, but a corked stream whose socket never fills never emits
+    // `drain`, and the stream would hang.)
     if (this.#pending === '') {
       this.#pending = text;
-      process.nextTick(this.#flush);
+      SseWriter.#flushQueue.push(this);
+      if (SseWriter.#flushQueue.length === 1) process.nextTick(SseWriter.#flushAll);
     } else this.#pending += text;
     if (this.#pending.length >= FLUSH_AT) this.#flush();
-    return this.res.writableNeedDrain ? this.#waitDrain() : undefined;
+    return (this.#socket ?? this.res).writableNeedDrain ? this.#waitDrain() : undefined;
   }
 
   /** Ends the response (optionally with a last text). Does nothing when already closed. */
@@ -175,55 +227,108 @@ export class SseWriter {
     else this.res.end(last);
   }
 
-  #flush = (): void => {
+  /** Flushes every writer that has text pending; one `process.nextTick` serves them all. */
+  static #flushAll(): void {
+    const queue = SseWriter.#flushQueue;
+    // A flush never writes to another writer, so the queue cannot grow while it is emptied.
+    for (let i = 0; i < queue.length; i++) queue[i]!.#flush();
+    queue.length = 0;
+  }
+
+  #flush(): void {
     const pending = this.#pending;
     if (pending === '') return;
     this.#pending = '';
-    if (this.#closeReason === null) this.res.write(pending);
-  };
+    if (this.#closeReason !== null) return;
+    this.#send(pending);
+  }
+
+  #send(text: string): void {
+    const socket = this.#socket;
+    if (socket === null) this.res.write(text);
+    // A socket that is closing says so with `close` (then `onclose`); nothing more may go to it.
+    else if (socket.writable) socket.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
+  }
 
   #waitDrain(): Promise<void> {
     if (this.#drain === null) {
       this.#drain = new Promise<void>((resolve) => {
         this.#resolveDrain = resolve;
       });
-      this.res.once('drain', this.#releaseDrain);
+      this.#onDrain ??= () => this.#releaseDrain();
+      (this.#socket ?? this.res).once('drain', this.#onDrain);
     }
     return this.#drain;
   }
 
-  #releaseDrain = (): void => {
+  #releaseDrain(): void {
     const resolve = this.#resolveDrain;
     if (resolve === null) return;
     this.#drain = null;
     this.#resolveDrain = null;
-    this.res.off('drain', this.#releaseDrain);
+    if (this.#onDrain !== null) (this.#socket ?? this.res).off('drain', this.#onDrain);
     resolve();
-  };
+  }
 
-  #tick = (): void => {
+  /** Visited by the ping wheel once per interval. */
+  #tick(): void {
     if (this.#wrote) {
       this.#wrote = false;
       return;
     }
     // A backed-up socket is not idle: a ping would only add to the queue.
-    if (this.#closeReason !== null || this.res.writableNeedDrain) return;
-    this.res.write(PING);
-  };
-
-  #onClose = (): void => {
-    if (this.#closeReason === null) this.#closed('disconnected');
-    else this.#releaseDrain();
-  };
+    if (this.#closeReason !== null || (this.#socket ?? this.res).writableNeedDrain) return;
+    this.#send(PING);
+  }
 
   #closed(reason: SseCloseReason): void {
     this.#closeReason = reason;
-    if (this.#ping !== null) clearInterval(this.#ping);
+    SseWriter.#leave(this);
     if (this.#maxTimer !== null) clearTimeout(this.#maxTimer);
-    this.#ping = this.#maxTimer = null;
+    this.#maxTimer = null;
     this.#releaseDrain();
     const onclose = this.onclose;
     this.onclose = null;
     if (onclose !== null) onclose(reason);
+  }
+
+  /**
+   * Puts a writer in the slot the wheel visited last, so its first visit comes one interval later
+   * (within one tick): a ping goes out once a whole visit-to-visit interval passed without a write,
+   * and silence never exceeds twice the interval.
+   */
+  static #join(writer: SseWriter, interval: number): void {
+    let wheel = SseWriter.#wheels.get(interval);
+    if (wheel === undefined) {
+      const slots: Set<SseWriter>[] = [];
+      for (let i = 0; i < PING_SLOTS; i++) slots.push(new Set());
+      wheel = { slots, cursor: 0, size: 0, timer: null };
+      wheel.timer = setInterval(SseWriter.#turn, interval / PING_SLOTS, wheel);
+      wheel.timer.unref();
+      SseWriter.#wheels.set(interval, wheel);
+    }
+    const slot = wheel.slots[(wheel.cursor + PING_SLOTS - 1) % PING_SLOTS]!;
+    slot.add(writer);
+    wheel.size++;
+    writer.#slot = slot;
+  }
+
+  static #leave(writer: SseWriter): void {
+    const slot = writer.#slot;
+    if (slot === null) return;
+    writer.#slot = null;
+    slot.delete(writer);
+    const interval = writer.#options.pingIntervalMs;
+    const wheel = SseWriter.#wheels.get(interval);
+    if (wheel !== undefined && --wheel.size === 0) {
+      if (wheel.timer !== null) clearInterval(wheel.timer);
+      SseWriter.#wheels.delete(interval);
+    }
+  }
+
+  static #turn(wheel: PingWheel): void {
+    const slot = wheel.slots[wheel.cursor]!;
+    wheel.cursor = (wheel.cursor + 1) % PING_SLOTS;
+    for (const writer of slot) writer.#tick();
   }
 }

@@ -3,6 +3,7 @@
  */
 
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { ActionExecutor } from '../../../src/runtime/executor.ts';
@@ -351,6 +352,27 @@ describe('SSE', () => {
     // The run belongs to the executor, which the application closes.
     await closing.executor.close();
     await assertSettled(closing.executor);
+  });
+
+  it('pipelined stream calls on one socket are answered in turn (the queued one is not a disconnect)', async () => {
+    const body = (sender: string): string => JSON.stringify(call('action_ticker', { sender, slots: { count: 3, interval_ms: 15 } }));
+    const request = (sender: string): string =>
+      `POST /webhook/stream HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body(sender))}\r\n\r\n${body(sender)}`;
+    const socket = net.connect(Number(new URL(server.url).port), '127.0.0.1');
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (data: string) => (text += data));
+    socket.write(request('pipe-a') + request('pipe-b'));
+    await waitFor(() => text.split('event: run-end').length === 3 && text.endsWith('0\r\n\r\n'), 5000, 'both streams to end');
+    socket.destroy();
+    const responses = text.split('HTTP/1.1 200 OK').slice(1);
+    assert.equal(responses.length, 2);
+    for (const response of responses) {
+      const events = [...response.matchAll(/event: ([a-z-]+)\n/g)].map((m) => m[1]);
+      assert.deepEqual(events, ['run-start', 'stream-start', 'chunk', 'chunk', 'chunk', 'stream-end', 'result', 'run-end']);
+      assert.match(response, /"reason":"completed"/);
+    }
+    assert.ok(server.probe.finished.has('pipe-a') && server.probe.finished.has('pipe-b'));
   });
 
   it('HEAD is not served as a stream', async () => {
