@@ -23,6 +23,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SluiceError } from '../../protocol/errors.ts';
 import type { Run } from '../../runtime/run.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
+import { pipeEvents } from '../../channels/pipe-events.ts';
 import { checkActionCall } from './call-check.ts';
 import type { HttpContext } from './context.ts';
 import { INVALID_BODY, errorReply, rasaErrorReply } from './errors.ts';
@@ -162,17 +163,7 @@ async function pipeRunToSse(ctx: HttpContext, reply: FastifyReply, run: Run, sub
   };
   writer.open(streamHeaders(reply, run.id));
   try {
-    for (;;) {
-      const step = await sub.next();
-      if (step.done === true) break;
-      let text = formatSseEvent(step.value);
-      if (run.lastSeq > sub.cursor) {
-        const batch = sub.drain();
-        for (let i = 0; i < batch.length; i++) text += formatSseEvent(batch[i]!);
-      }
-      const wait = writer.write(text);
-      if (wait !== undefined) await wait;
-    }
+    await pipeEvents(run, sub, formatSseEvent, writer);
   } catch (error) {
     ctx.logger.error({ err: error, runId: run.id }, 'SSE stream failed');
   } finally {
