@@ -388,24 +388,28 @@ export class ActionExecutor {
     }
   }
 
-  /** Waits for the action; once the run is cancelled, waits at most the barge-in timeout. */
+  /**
+   * Waits for the action; once the run is cancelled, waits at most the barge-in timeout. One
+   * promise and one abort listener per run: the timer exists only after a cancel (thousands of idle
+   * runs hold nothing more).
+   */
   #settle(run: Run, outcome: Promise<ActionOutput>): Promise<Settled> {
-    const settled = outcome.then(
-      (value): Settled => ({ ok: true, value }),
-      (error: unknown): Settled => ({ ok: false, error }),
-    );
-    let timer: NodeJS.Timeout | undefined;
-    let onAbort: (() => void) | undefined;
-    const deadline = new Promise<Settled>((resolve) => {
-      onAbort = () => {
+    return new Promise<Settled>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = (): void => {
         timer = setTimeout(() => resolve(TIMED_OUT), this.bargeInTimeoutMs);
       };
+      const done = (settled: Settled): void => {
+        clearTimeout(timer);
+        run.signal.removeEventListener('abort', onAbort);
+        resolve(settled);
+      };
+      outcome.then(
+        (value) => done({ ok: true, value }),
+        (error: unknown) => done({ ok: false, error }),
+      );
       if (run.signal.aborted) onAbort();
       else run.signal.addEventListener('abort', onAbort, { once: true });
-    });
-    return Promise.race([settled, deadline]).finally(() => {
-      clearTimeout(timer);
-      if (onAbort !== undefined) run.signal.removeEventListener('abort', onAbort);
     });
   }
 
