@@ -354,30 +354,23 @@ export class StepRun {
   #onAsyncResult = (r: IteratorResult<unknown, unknown>): void => {
     const resolve = this.#resolvePull;
     if (resolve === null) return; // the grace timer already ended this pull
-    // The common item, `[text, null]` or text, into an open message no reader holds back: the
-    // general path below does the same in more steps.
+    // The common item, `[text, null]` or text, with no hook, item list or first-item time to keep:
+    // what #process does, minus its checks.
     if (r.done !== true && this.#abortedAt === 0 && this.#itemCount !== 0 && !this.#hookItems && this.#items === null) {
       let item = r.value;
       if (Array.isArray(item) && item.length === 2 && item[1] === null && this.#spec.kind === 'stream') item = item[0];
       if (typeof item === 'string') {
-        const responseId = this.#dispatcher.responseId;
-        if (responseId !== null && !this.#dispatcher.isStreamingCancelled) {
-          const wait = this.run.emit({ type: 'chunk', responseId, text: item, runId: '', seq: 0 } as EventInput);
-          if (wait === undefined) {
-            this.#pieces.push(item);
-            this.#itemCount++;
-            this.#pulling = false;
-            this.#inflight = null;
-            this.#resolvePull = null;
-            this.#rejectPull = null;
-            resolve({ value: item, done: false });
-            return;
-          }
-          this.#pieces.push(item);
+        let out: IteratorResult<unknown, undefined> | Promise<IteratorResult<unknown, undefined>>;
+        try {
+          const wait = this.#emitText(item);
           this.#itemCount++;
-          this.#settlePull(this.#guard(wait.then(() => ({ value: item, done: false }))));
-          return;
+          const result: IteratorResult<unknown, undefined> = { value: item, done: false };
+          out = wait === undefined ? result : this.#guard(wait.then(() => result));
+        } catch (error) {
+          out = this.#onError(error);
         }
+        this.#settlePull(out);
+        return;
       }
     }
     let out: IteratorResult<unknown, undefined> | Promise<IteratorResult<unknown, undefined>>;
@@ -436,13 +429,7 @@ export class StepRun {
     }
     let wait: Promise<void> | undefined;
     if (typeof item === 'string') {
-      // The step's message is open: this is exactly the chunk the dispatcher would emit, minus its
-      // per-call input object and key loop (the dispatcher's state does not change for a chunk).
-      const responseId = this.#dispatcher.responseId;
-      if (responseId !== null && !this.#dispatcher.isStreamingCancelled) {
-        wait = this.run.emit({ type: 'chunk', responseId, text: item, runId: '', seq: 0 } as EventInput);
-      } else wait = this.#dispatcher.streamChunk({ text: item });
-      this.#pieces.push(item);
+      wait = this.#emitText(item);
     } else {
       wait = emitItem(this.#dispatcher, item);
       const text = textOf(item);
@@ -454,6 +441,19 @@ export class StepRun {
     if (this.#hookItems) this.#deferred = item;
     const result: IteratorResult<unknown, undefined> = { value: item, done: false };
     return wait === undefined ? result : this.#guard(wait.then(() => result));
+  }
+
+  /** Emits a text item and keeps it for the partial output. */
+  #emitText(text: string): Promise<void> | undefined {
+    // The step's message is open: this is exactly the chunk the dispatcher would emit, minus its
+    // per-call input object and key loop (the dispatcher's state does not change for a chunk).
+    const responseId = this.#dispatcher.responseId;
+    const wait =
+      responseId !== null && !this.#dispatcher.isStreamingCancelled
+        ? this.run.emit({ type: 'chunk', responseId, text, runId: '', seq: 0 } as EventInput)
+        : this.#dispatcher.streamChunk({ text });
+    this.#pieces.push(text);
+    return wait;
   }
 
   #guard(promise: Promise<IteratorResult<unknown, undefined>>): Promise<IteratorResult<unknown, undefined>> {

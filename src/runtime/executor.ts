@@ -417,8 +417,7 @@ export class ActionExecutor {
   async #finish(run: Run, terminal: EventInput, reason: RunEndReason): Promise<SluiceEvent> {
     try {
       for (let ready = run.ready(); ready !== undefined; ready = run.ready()) await ready;
-      // A cancel accepted while waiting for room counts: the reader was told the run stopped.
-      if (reason === 'completed' && run.isCancelled) reason = 'cancelled';
+      // A cancel accepted while waiting for room still makes the end `cancelled`: Run.emit sees to it.
       run.emit(terminal);
       await emitAll(run, { type: 'run-end', reason });
     } finally {
