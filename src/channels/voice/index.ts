@@ -9,7 +9,7 @@
 
 export { sentencesOf, encodeSentenceJson, encodeSentenceSse, resolveSentencesOptions } from './sentences.ts';
 export type { EventSourceLike, SentenceEvent, SentencesOptions } from './sentences.ts';
-export { parseSegmenterOptions, sentenceViewOf } from './sentence-view.ts';
+export { parseSegmenterOptions, sentenceGate, sentenceViewOf } from './sentence-view.ts';
 export type { SentenceViewEvent, SentenceViewItem, WireSegmenterOptions } from './sentence-view.ts';
 export { SentencePuller } from './puller.ts';
 export { isSentenceAligned, markSentenceAligned } from './aligned.ts';

@@ -15,6 +15,7 @@
  */
 
 import type { ErrorEvent, ResultEvent, RunEndEvent } from '../../protocol/events.ts';
+import type { Run } from '../../runtime/run.ts';
 import type { SentenceStreamOptions } from '../../text/options.ts';
 import { resolveOptions } from '../../text/options.ts';
 import type { EventSourceLike, SentenceEvent, SentencesOptions } from './sentences.ts';
@@ -38,6 +39,16 @@ export type SentenceViewItem = SentenceEvent | SentenceViewEvent;
 export function sentenceViewOf(source: EventSourceLike, options: SentencesOptions = {}): AsyncIterableIterator<SentenceViewItem, undefined> {
   const resolved = resolveSentencesOptions('sentenceViewOf', options);
   return new SentenceReader<SentenceViewItem>(iterableOf(source, resolved.signal), resolved, true);
+}
+
+/**
+ * The barge-in rule of a sentence reader, checked right before each sentence is sent: false once
+ * `run` was cancelled (an ack, a stop, a closed owner) after the reader began, so not even a
+ * sentence already cut is spoken; a reader that began after the cancel still gets what was said.
+ */
+export function sentenceGate(run: Run): () => boolean {
+  const cancelledBefore = run.isCancelled;
+  return () => cancelledBefore || !run.isCancelled;
 }
 
 /** Segmenter options a client may send over a wire (JSON or protobuf); see `SentenceStreamOptions`. */

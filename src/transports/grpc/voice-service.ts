@@ -22,7 +22,7 @@
  */
 
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
-import { parseSegmenterOptions, sentenceViewOf, type SentenceViewItem } from '../../channels/voice/sentence-view.ts';
+import { parseSegmenterOptions, sentenceGate, sentenceViewOf, type SentenceViewItem } from '../../channels/voice/sentence-view.ts';
 import type { SentenceEvent } from '../../channels/voice/sentences.ts';
 import { SluiceError } from '../../protocol/errors.ts';
 import type { RunEndReason } from '../../protocol/events.ts';
@@ -88,8 +88,7 @@ async function* sentenceStream(
   requestAction: string,
   signal: AbortSignal,
 ): AsyncGenerator<SentenceStreamEvent> {
-  // A follower that arrives after a barge-in still gets what was said before it.
-  const cancelledBefore = run.isCancelled;
+  const maySpeak = sentenceGate(run);
   const view = sentenceViewOf(sub, { ...segmenter, afterIndex });
   let failure: GrpcStatus | null = null;
   let ended = false;
@@ -98,7 +97,7 @@ async function* sentenceStream(
       const item: SentenceViewItem = step.value;
       switch (item.type) {
         case 'sentence':
-          if (run.isCancelled && !cancelledBefore) break;
+          if (!maySpeak()) break;
           yield sentenceMessage(item);
           break;
         case 'result':

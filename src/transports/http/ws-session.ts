@@ -31,7 +31,7 @@
 import type { Duplex } from 'node:stream';
 import { WebSocket, type RawData } from 'ws';
 import { SluiceError, type ErrorCode } from '../../protocol/errors.ts';
-import { parseSegmenterOptions, sentenceViewOf } from '../../channels/voice/sentence-view.ts';
+import { parseSegmenterOptions, sentenceGate, sentenceViewOf } from '../../channels/voice/sentence-view.ts';
 import type { SentenceEvent } from '../../channels/voice/sentences.ts';
 import type { SluiceEvent } from '../../protocol/events.ts';
 import type { Run } from '../../runtime/run.ts';
@@ -309,8 +309,7 @@ export class WsSession {
 
   /** Sends a run's sentence view until `run-end`, the socket closes, or the reader is replaced. */
   async #pumpSentences(run: Run, read: SentenceRead, segmenter: SentenceStreamOptions, afterIndex: number): Promise<void> {
-    // A reader that arrives after a barge-in still gets what was said before it.
-    const cancelledBefore = run.isCancelled;
+    const maySpeak = sentenceGate(run);
     const view = sentenceViewOf(read.sub, { ...segmenter, afterIndex });
     try {
       for (let step = await view.next(); step.done !== true && !read.stopped; step = await view.next()) {
@@ -318,7 +317,7 @@ export class WsSession {
         // Wait for room before deciding: a barge-in during the wait must stop this sentence too.
         if (this.socket.bufferedAmount > this.#ctx.ws.highWaterMark && !(await this.#waitWritable())) return this.#shutdown();
         if (read.stopped) break;
-        if (item.type === 'sentence' && run.isCancelled && !cancelledBefore) continue;
+        if (item.type === 'sentence' && !maySpeak()) continue;
         const ok = this.#send(item.type === 'sentence' ? encodeSentence(item) : encodeEvent(item));
         if (ok !== true && !(await ok)) return this.#shutdown();
       }

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { SluiceError } from '../../../src/protocol/errors.ts';
 import { Run } from '../../../src/runtime/run.ts';
 import { defineAction } from '../../../src/runtime/action.ts';
-import { parseSegmenterOptions, sentenceViewOf } from '../../../src/channels/voice/sentence-view.ts';
+import { parseSegmenterOptions, sentenceGate, sentenceViewOf } from '../../../src/channels/voice/sentence-view.ts';
 import { call, collect, executorWith, pacedAction } from './helpers.ts';
 
 const STORY = 'Hello there. It is late. Good night.';
@@ -80,5 +80,17 @@ describe('parseSegmenterOptions', () => {
         message,
       );
     }
+  });
+});
+
+describe('sentenceGate', () => {
+  it('closes once the run is cancelled after the reader began, stays open for a reader that began after', () => {
+    const run = new Run();
+    const early = sentenceGate(run);
+    assert.equal(early(), true);
+    run.cancel(new SluiceError('cancelled', 'barge-in'));
+    assert.equal(early(), false, 'no sentence after the barge-in');
+    const late = sentenceGate(run);
+    assert.equal(late(), true, 'a follower still gets what was said before it');
   });
 });
