@@ -15,7 +15,5 @@ export { MAX_CHAT_ID_LENGTH, buildActionCall, chatIdSchema, parseChatRequest } f
 export type { ActionCallOptions, ChatRequest } from './request.ts';
 export { MemoryChatStore } from './store.ts';
 export type { ChatStore, MemoryChatStoreOptions } from './store.ts';
-export { UiSseWriter } from './sse.ts';
-export type { StreamCloseReason, UiSseWriterOptions } from './sse.ts';
 export { RUN_ID_HEADER, uiMessageRoutes } from './routes.ts';
 export type { UiMessageRoutesOptions } from './routes.ts';

@@ -43,7 +43,7 @@ import type { CloseReason } from './encoder.ts';
 import { UiMessageEncoder } from './encoder.ts';
 import { DONE_FRAME, UI_MESSAGE_STREAM_HEADERS, type UiMessage } from './parts.ts';
 import { MAX_CHAT_ID_LENGTH, buildActionCall, parseChatRequest, type ChatRequest } from './request.ts';
-import { UiSseWriter } from './sse.ts';
+import { SseWriter } from '../sse-writer.ts';
 import { MemoryChatStore, type ChatStore } from './store.ts';
 
 /** Options of {@link uiMessageRoutes}. */
@@ -122,7 +122,7 @@ class ChatEndpoints {
   readonly #active = new Map<string, ActiveChat>();
   /** The last pending save of each chat: saves of one chat run in order. */
   readonly #saving = new Map<string, Promise<void>>();
-  readonly writers = new Set<UiSseWriter>();
+  readonly writers = new Set<SseWriter>();
 
   constructor(options: UiMessageRoutesOptions) {
     if (typeof options?.executor?.start !== 'function') throw invalidOption('executor', 'must be an ActionExecutor');
@@ -298,7 +298,11 @@ class ChatEndpoints {
    */
   async #pipe(reply: FastifyReply, run: Run, sub: Subscription, cancelOnDisconnect: boolean): Promise<void> {
     reply.hijack();
-    const writer = new UiSseWriter(reply.raw, { pingIntervalMs: this.#pingIntervalMs, maxDurationMs: this.#maxDurationMs });
+    const writer = new SseWriter(reply.raw, {
+      pingIntervalMs: this.#pingIntervalMs,
+      maxDurationMs: this.#maxDurationMs,
+      streamHeaders: UI_MESSAGE_STREAM_HEADERS,
+    });
     this.writers.add(writer);
     writer.onclose = (reason) => {
       this.writers.delete(writer);
@@ -321,7 +325,7 @@ class ChatEndpoints {
       this.#logger.error({ err: error, runId: run.id }, 'uiMessageRoutes: the stream failed');
     } finally {
       sub.unsubscribe();
-      writer.end(encoder.ended ? DONE_FRAME : '');
+      writer.end('ended', encoder.ended ? DONE_FRAME : '');
     }
   }
 }
@@ -331,7 +335,6 @@ function streamHeaders(reply: FastifyReply, runId: string): OutgoingHttpHeaders 
   // Headers hooks set on the reply (e.g. CORS) would be lost by the hijack: carry them over.
   const set = reply.getHeaders();
   for (const name in set) if (!DROPPED_HEADERS.has(name.toLowerCase())) headers[name] = set[name];
-  Object.assign(headers, UI_MESSAGE_STREAM_HEADERS);
   headers[RUN_ID_HEADER] = runId;
   return headers;
 }

@@ -9,9 +9,9 @@
  * @module
  */
 
-import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { SluiceError } from '../../protocol/errors.ts';
+import { SseWriter } from '../sse-writer.ts';
 import type { ActionExecutor } from '../../runtime/executor.ts';
 import type { SentenceStreamOptions } from '../../text/options.ts';
 import { SentenceStream } from '../../text/sentence-stream.ts';
@@ -44,20 +44,6 @@ function afterIndex(request: FastifyRequest): number {
   return Number(text);
 }
 
-/** Writes and waits for `drain` or `close`, whichever comes first (a vanished client never drains). */
-function write(res: ServerResponse, text: string): Promise<void> | undefined {
-  if (res.write(text)) return undefined;
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
-
 /** Mounts `GET /runs/:runId/sentences`. */
 export const sentenceRoutes: FastifyPluginAsync<SentenceRoutesOptions> = async (app: FastifyInstance, options: SentenceRoutesOptions) => {
   const o = checkOptionsObject('sentenceRoutes', options, ['executor', 'segmenter', 'rails', 'pingIntervalMs', 'prefix', 'logLevel', 'logSerializers']);
@@ -82,40 +68,25 @@ export const sentenceRoutes: FastifyPluginAsync<SentenceRoutesOptions> = async (
       return reply.code(400).send({ code: 'invalid_argument', error: (error as Error).message });
     }
     reply.hijack();
-    const res = reply.raw;
+    const writer = new SseWriter(reply.raw, { pingIntervalMs: pingMs });
     const stop = new AbortController();
-    res.on('close', () => stop.abort());
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-transform',
-      'x-accel-buffering': 'no',
-      connection: 'keep-alive',
-      'x-sluice-run-id': run.id,
-    });
-    res.flushHeaders();
-    let wrote = false;
-    const ping = setInterval(() => {
-      if (!wrote && !res.writableNeedDrain) res.write(': ping\n\n');
-      wrote = false;
-    }, pingMs);
-    ping.unref();
+    writer.onclose = () => stop.abort();
+    writer.open({ 'x-sluice-run-id': run.id });
     try {
       const events = rails === undefined ? run.subscribe({ signal: stop.signal }) : withOutputRails(run.subscribe({ signal: stop.signal }), { ...rails, cancel: (r) => run.cancel(r) });
       for await (const sentence of sentencesOf(events, { ...segmenter, signal: stop.signal, afterIndex: after })) {
-        wrote = true;
-        const wait = write(res, encodeSentenceSse(sentence));
+        const wait = writer.write(encodeSentenceSse(sentence));
         if (wait !== undefined) await wait;
         if (stop.signal.aborted) break;
       }
       if (!stop.signal.aborted) {
         const end = await run.done;
-        res.write(`event: end\ndata: ${JSON.stringify({ runId: run.id, reason: end.reason })}\n\n`);
+        writer.write(`event: end\ndata: ${JSON.stringify({ runId: run.id, reason: end.reason })}\n\n`);
       }
     } catch (error) {
       request.log.error({ err: error, runId }, 'Sentence stream failed');
     } finally {
-      clearInterval(ping);
-      res.end();
+      writer.end();
     }
   });
 };

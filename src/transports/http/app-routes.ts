@@ -49,7 +49,7 @@ import { createLogger, type Logger } from '../../runtime/logger.ts';
 import type { Run } from '../../runtime/run.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
 import { RUN_ID_HEADER, detachRequested, resumePoint } from './sse-routes.ts';
-import { SseWriter, formatSseEvent } from './sse-writer.ts';
+import { SseWriter, formatSseEvent } from '../../channels/sse-writer.ts';
 
 /** Options of {@link appRoutes}. */
 export interface AppRoutesOptions {

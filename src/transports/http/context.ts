@@ -6,7 +6,7 @@
 import type { ActionExecutor } from '../../runtime/executor.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { ResolvedSseOptions, ResolvedWsOptions } from './options.ts';
-import type { SseWriter } from './sse-writer.ts';
+import type { SseWriter } from '../../channels/sse-writer.ts';
 
 /** @internal The transport's shared state. */
 export interface HttpContext {

@@ -27,7 +27,7 @@ import { pipeEvents } from '../../channels/pipe-events.ts';
 import { checkActionCall } from './call-check.ts';
 import type { HttpContext } from './context.ts';
 import { INVALID_BODY, errorReply, rasaErrorReply } from './errors.ts';
-import { SseWriter, formatSseEvent } from './sse-writer.ts';
+import { SseWriter, formatSseEvent } from '../../channels/sse-writer.ts';
 
 /** The response header that carries the run id of a stream. */
 export const RUN_ID_HEADER = 'x-sluice-run-id';

@@ -39,7 +39,7 @@ import type { Subscription } from '../../runtime/subscription.ts';
 import type { SentenceStreamOptions } from '../../text/options.ts';
 import { checkActionCall } from './call-check.ts';
 import type { HttpContext } from './context.ts';
-import { encodingFallback } from './sse-writer.ts';
+import { encodingFallback } from '../../channels/sse-writer.ts';
 
 /** How often a socket above its high-water mark is re-checked when no `drain` comes. */
 const POLL_MS = 10;

@@ -9,8 +9,8 @@ import http from 'node:http';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { SseWriter, type SseCloseReason } from '../../../src/transports/http/sse-writer.ts';
-import { waitFor } from './fixtures.ts';
+import { SseWriter, type SseCloseReason } from '../../src/channels/sse-writer.ts';
+import { waitFor } from '../transports/http/fixtures.ts';
 
 /** What a test route does with its writer; `closed` settles with the close reason. */
 type Route = (writer: SseWriter, req: http.IncomingMessage) => void | Promise<void>;

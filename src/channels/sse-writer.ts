@@ -1,6 +1,7 @@
 /**
- * The one Server-Sent Events writer of the HTTP transport, written against Node's
- * `ServerResponse` so that its three failure-prone duties are done in one audited place:
+ * The one Server-Sent Events writer (Sluice events, UI message streams, sentences), written against
+ * Node's `ServerResponse` so that its three failure-prone duties are done in one audited place. It
+ * sits with the channels, below the transports, so that channels' own routes use it too:
  *
  * - **Backpressure.** `write()` returning false is honoured by waiting for `drain` *or* `close` /
  *   `error`; waiting for `drain` alone would hang forever on a client that vanished while the
@@ -19,7 +20,7 @@
 
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { SluiceEvent } from '../../protocol/events.ts';
+import type { SluiceEvent } from '../protocol/events.ts';
 
 /**
  * The headers of every SSE response. `no-transform` and `X-Accel-Buffering: no` stop proxies
@@ -43,12 +44,14 @@ export type SseCloseReason =
 
 /** Options of an {@link SseWriter}. */
 export interface SseWriterOptions {
-  /** Silence, in milliseconds, after which a `: ping` comment is written. */
+  /** Silence, in milliseconds, after which a `: ping` comment is written; 0 for none. */
   pingIntervalMs: number;
   /** End the response after this many milliseconds (the caller's run is not touched). */
   maxDurationMs?: number | undefined;
   /** Last text written when `maxDurationMs` is reached (an SSE comment telling the client how to resume). */
   maxDurationNotice?: string;
+  /** The stream's own headers, set over the caller's in `open()`. Default {@link SSE_HEADERS}. */
+  streamHeaders?: Readonly<Record<string, string>>;
 }
 
 const PING = ': ping\n\n';
@@ -160,7 +163,7 @@ export class SseWriter {
   }
 
   /**
-   * Sends status 200 with {@link SSE_HEADERS} over `headers` and flushes them at once, so the
+   * Sends status 200 with the stream's headers over `headers` and flushes them at once, so the
    * client (and any proxy) sees the stream open before the first event. Joins the ping wheel and
    * starts the max-duration timer.
    */
@@ -176,7 +179,7 @@ export class SseWriter {
       this.#closed('disconnected');
       return;
     }
-    res.writeHead(200, { ...headers, ...SSE_HEADERS });
+    res.writeHead(200, { ...headers, ...(this.#options.streamHeaders ?? SSE_HEADERS) });
     res.flushHeaders();
     // Straight to the socket only while this response is the one it serves (`_httpMessage`), in
     // chunked mode (not HTTP/1.0, not HEAD), with nothing of it still queued in `res`.
@@ -188,7 +191,7 @@ export class SseWriter {
     ) {
       this.#socket = socket;
     }
-    SseWriter.#join(this, this.#options.pingIntervalMs);
+    if (this.#options.pingIntervalMs > 0) SseWriter.#join(this, this.#options.pingIntervalMs);
     if (this.#options.maxDurationMs !== undefined) {
       this.#maxTimer = setTimeout(() => this.end('max-duration', this.#options.maxDurationNotice), this.#options.maxDurationMs);
       this.#maxTimer.unref();
