@@ -1,9 +1,11 @@
 /**
- * Fastify hooks that the route plugins with JSON bodies share (the UI message routes here, the
- * application routes in the HTTP transport): they answer bad requests alike.
+ * Fastify helpers that the route plugins share (the UI message routes here, the SSE and
+ * application routes in the HTTP transport): they answer bad requests alike, and carry a reply's
+ * headers over to a stream they hijack.
  * @module
  */
 
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../runtime/logger.ts';
 
@@ -38,4 +40,18 @@ export function requestErrorHandler(logger: Logger, plugin: string): (error: Fas
     }
     reply.code(status).send({ error: error.message, code: status === 413 ? 'resource_exhausted' : 'invalid_argument' });
   };
+}
+
+/** Headers a hijacked response must not inherit from the reply: they describe a body we do not send. */
+const DROPPED_HEADERS = new Set(['content-length', 'content-type', 'content-encoding', 'transfer-encoding']);
+
+/**
+ * The headers already set on a reply (e.g. by a CORS `onRequest` hook), for a stream that hijacks
+ * it: hijacking skips the hooks that would send them. Body headers are left out.
+ */
+export function carriedHeaders(reply: FastifyReply): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {};
+  const set = reply.getHeaders();
+  for (const name in set) if (!DROPPED_HEADERS.has(name.toLowerCase())) headers[name] = set[name];
+  return headers;
 }

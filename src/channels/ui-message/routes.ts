@@ -37,7 +37,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { Run } from '../../runtime/run.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
 import { pipeEvents } from '../pipe-events.ts';
-import { dropEmptyBodyType, requestErrorHandler } from '../request-hooks.ts';
+import { carriedHeaders, dropEmptyBodyType, requestErrorHandler } from '../request-hooks.ts';
 import { assembleMessage } from './assembler.ts';
 import type { CloseReason } from './encoder.ts';
 import { UiMessageEncoder } from './encoder.ts';
@@ -79,7 +79,6 @@ export interface UiMessageRoutesOptions {
 export const RUN_ID_HEADER = 'x-sluice-run-id';
 
 /** Headers a hijacked response must not inherit from the reply: they describe a body we do not send. */
-const DROPPED_HEADERS = new Set(['content-length', 'content-type', 'content-encoding', 'transfer-encoding']);
 
 interface ActiveChat {
   chatId: string;
@@ -331,10 +330,7 @@ class ChatEndpoints {
 }
 
 function streamHeaders(reply: FastifyReply, runId: string): OutgoingHttpHeaders {
-  const headers: OutgoingHttpHeaders = {};
-  // Headers hooks set on the reply (e.g. CORS) would be lost by the hijack: carry them over.
-  const set = reply.getHeaders();
-  for (const name in set) if (!DROPPED_HEADERS.has(name.toLowerCase())) headers[name] = set[name];
+  const headers = carriedHeaders(reply);
   headers[RUN_ID_HEADER] = runId;
   return headers;
 }

@@ -43,7 +43,7 @@ import type { Application } from '../../app/application.ts';
 import type { StreamingResultContainer } from '../../app/container.ts';
 import type { AppRegistry } from '../../app/registry.ts';
 import { pipeEvents } from '../../channels/pipe-events.ts';
-import { dropEmptyBodyType, requestErrorHandler } from '../../channels/request-hooks.ts';
+import { carriedHeaders, dropEmptyBodyType, requestErrorHandler } from '../../channels/request-hooks.ts';
 import { HTTP_STATUS, SluiceError } from '../../protocol/errors.ts';
 import { createLogger, type Logger } from '../../runtime/logger.ts';
 import type { Run } from '../../runtime/run.ts';
@@ -73,7 +73,6 @@ const MAX_APP_ID_LENGTH = 256;
 const MAX_LIMIT = 10_000;
 const BODY_FIELDS = ['inputs', 'haltAfter'];
 /** Headers a hijacked response must not inherit from the reply: they describe a body we do not send. */
-const DROPPED_HEADERS = new Set(['content-length', 'content-type', 'content-encoding', 'transfer-encoding']);
 
 /** A step started by this plugin, from the POST until its commit (and post hooks) are done. */
 interface ActiveStep {
@@ -151,11 +150,7 @@ function sendError(reply: FastifyReply, error: SluiceError, status: number = HTT
 }
 
 function streamHeaders(reply: FastifyReply, run: Run, extra: OutgoingHttpHeaders): OutgoingHttpHeaders {
-  const headers: OutgoingHttpHeaders = {};
-  // Headers hooks set on the reply (e.g. CORS) would be lost by the hijack: carry them over.
-  const set = reply.getHeaders();
-  for (const name in set) if (!DROPPED_HEADERS.has(name.toLowerCase())) headers[name] = set[name];
-  Object.assign(headers, extra);
+  const headers = Object.assign(carriedHeaders(reply), extra);
   headers[RUN_ID_HEADER] = run.id;
   return headers;
 }

@@ -24,6 +24,7 @@ import { SluiceError } from '../../protocol/errors.ts';
 import type { Run } from '../../runtime/run.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
 import { pipeEvents } from '../../channels/pipe-events.ts';
+import { carriedHeaders } from '../../channels/request-hooks.ts';
 import { checkActionCall } from './call-check.ts';
 import type { HttpContext } from './context.ts';
 import { INVALID_BODY, errorReply, rasaErrorReply } from './errors.ts';
@@ -35,9 +36,6 @@ export const RUN_ID_HEADER = 'x-sluice-run-id';
 export const DETACH_HEADER = 'x-sluice-detach';
 
 const DONE: Promise<void> = Promise.resolve();
-
-/** Headers a hijacked response must not inherit from the reply: they describe a body we do not send. */
-const DROPPED_HEADERS = ['content-length', 'content-type', 'content-encoding', 'transfer-encoding'];
 
 /** True when an `Accept` header lists `text/event-stream` (with a non-zero q). */
 export function wantsEventStream(accept: string | undefined): boolean {
@@ -173,9 +171,7 @@ async function pipeRunToSse(ctx: HttpContext, reply: FastifyReply, run: Run, sub
 }
 
 function streamHeaders(reply: FastifyReply, runId: string): OutgoingHttpHeaders {
-  const headers: OutgoingHttpHeaders = {};
-  const set = reply.getHeaders();
-  for (const name in set) if (!DROPPED_HEADERS.includes(name.toLowerCase())) headers[name] = set[name];
+  const headers = carriedHeaders(reply);
   headers[RUN_ID_HEADER] = runId;
   return headers;
 }
