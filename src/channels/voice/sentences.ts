@@ -84,13 +84,16 @@ export function resolveSentencesOptions(who: string, options: unknown): Resolved
   };
 }
 
-/** @internal The events of `source`: a run is subscribed to from its first event (with `signal`). */
-export function iterableOf(source: EventSourceLike, signal: AbortSignal | undefined): AsyncIterable<SluiceEvent> {
+/**
+ * @internal The events of `source`: a run is subscribed to from its first event, with `signal`,
+ * so that it ends by itself on abort (`endsOnAbort`); another iterable may not.
+ */
+export function iterableOf(source: EventSourceLike, signal: AbortSignal | undefined): { events: AsyncIterable<SluiceEvent>; endsOnAbort: boolean } {
   if (typeof source === 'object' && source !== null) {
-    if (Symbol.asyncIterator in source) return source as AsyncIterable<SluiceEvent>;
+    if (Symbol.asyncIterator in source) return { events: source as AsyncIterable<SluiceEvent>, endsOnAbort: false };
     if (typeof (source as { subscribe?: unknown }).subscribe === 'function') {
       const s = source as { subscribe(options?: { after?: number; signal?: AbortSignal }): AsyncIterable<SluiceEvent> };
-      return s.subscribe(signal === undefined ? {} : { signal });
+      return { events: s.subscribe(signal === undefined ? {} : { signal }), endsOnAbort: true };
     }
   }
   throw new SluiceError('invalid_argument', 'sentencesOf: expected a run, a subscription or an async iterable of events');
@@ -134,9 +137,12 @@ export class SentenceReader<T = SentenceEvent> implements AsyncIterableIterator<
   #pendingNext: Promise<IteratorResult<SluiceEvent>> | null = null;
   #onAbort: (() => void) | null = null;
   #wakeAbort: (() => void) | null = null;
+  /** The source ends by itself when the signal aborts: reads need no race against it. */
+  readonly #endsOnAbort: boolean;
 
-  constructor(source: AsyncIterable<SluiceEvent>, options: ResolvedSentencesOptions, passThrough = false) {
-    this.#source = source[Symbol.asyncIterator]();
+  constructor(source: { events: AsyncIterable<SluiceEvent>; endsOnAbort: boolean }, options: ResolvedSentencesOptions, passThrough = false) {
+    this.#source = source.events[Symbol.asyncIterator]();
+    this.#endsOnAbort = source.endsOnAbort;
     this.#options = options;
     this.#passThrough = passThrough;
     const signal = options.signal;
@@ -192,8 +198,8 @@ export class SentenceReader<T = SentenceEvent> implements AsyncIterableIterator<
       const ms = stream.msUntilStallFlush();
       if (ms !== undefined && (wait === undefined || ms < wait)) wait = ms;
     }
-    // Nothing to race (no stall flush due, no signal): the common case, read without a race.
-    if (wait === undefined && this.#options.signal === undefined) {
+    // Nothing to race (no stall flush due, no signal the source ignores): the common case.
+    if (wait === undefined && (this.#options.signal === undefined || this.#endsOnAbort)) {
       this.#pendingNext = null;
       return pending;
     }
@@ -205,7 +211,7 @@ export class SentenceReader<T = SentenceEvent> implements AsyncIterableIterator<
     const racers: Promise<IteratorResult<SluiceEvent> | typeof STALL | null>[] = [next];
     let timer: NodeJS.Timeout | undefined;
     if (wait !== undefined) racers.push(new Promise((resolve) => (timer = setTimeout(resolve, wait, STALL))));
-    if (this.#options.signal !== undefined) racers.push(new Promise((resolve) => (this.#wakeAbort = () => resolve(null))));
+    if (this.#options.signal !== undefined && !this.#endsOnAbort) racers.push(new Promise((resolve) => (this.#wakeAbort = () => resolve(null))));
     return Promise.race(racers).finally(() => {
       clearTimeout(timer);
       this.#wakeAbort = null;
