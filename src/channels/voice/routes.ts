@@ -74,7 +74,8 @@ export const sentenceRoutes: FastifyPluginAsync<SentenceRoutesOptions> = async (
     writer.open({ 'x-sluice-run-id': run.id });
     try {
       const events = rails === undefined ? run.subscribe({ signal: stop.signal }) : withOutputRails(run.subscribe({ signal: stop.signal }), { ...rails, cancel: (r) => run.cancel(r) });
-      for await (const sentence of sentencesOf(events, { ...segmenter, signal: stop.signal, afterIndex: after })) {
+      // The subscription ends with the client: no signal for the reader, which would race every read.
+      for await (const sentence of sentencesOf(events, { ...segmenter, afterIndex: after })) {
         const wait = writer.write(encodeSentenceSse(sentence));
         if (wait !== undefined) await wait;
         if (stop.signal.aborted) break;
