@@ -1,5 +1,6 @@
 /**
- * Helpers shared by the HTTP transport benchmarks (sse.ts, ws.ts, sse-concurrency.ts); figures only.
+ * Helpers shared by the transport benchmarks (sse.ts, ws.ts, sse-concurrency.ts, ui-message.ts,
+ * sentences.ts); figures only.
  */
 
 import { defineAction, type ActionDefinition } from '../src/runtime/action.ts';
@@ -37,11 +38,11 @@ export function chunksAction(count: number): ActionDefinition {
   });
 }
 
-/** Formats a per-chunk line. */
-export function line(label: string, ms: number, chunks: number): string {
+/** Formats a per-item line: `unit` names the item (default 'chunk': "µs/chunk", "chunks/s"). */
+export function line(label: string, ms: number, chunks: number, unit = 'chunk'): string {
   const us = (ms * 1000) / chunks;
   const perSecond = Math.round(chunks / (ms / 1000));
-  return `  ${label.padEnd(26)} ${us.toFixed(3).padStart(8)} µs/chunk  ${perSecond.toLocaleString('en-US').padStart(12)} chunks/s  (median ${ms.toFixed(1)} ms)`;
+  return `  ${label.padEnd(26)} ${us.toFixed(3).padStart(8)} µs/${unit}  ${perSecond.toLocaleString('en-US').padStart(12)} ${unit}s/s  (median ${ms.toFixed(1)} ms)`;
 }
 
 /** The Rasa call that runs `bench_chunks`. */
