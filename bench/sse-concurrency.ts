@@ -23,7 +23,7 @@
  *   `dispatcher.streamChunk()` (the default).
  * - `TIMERS=timeout`: a `setTimeout` per stream and chunk instead of the shared wake-up wheel.
  * - `LOG_LIMIT=16`: the runs' `logLimit` (and `highWaterMark`, at most 256); a run keeps up to twice
- *   that many events for resumes (default 65,536: every event of these runs), which the GC pays for.
+ *   that many events for resumes (default 4,096), which the GC pays for.
  * - `TRACE=1`: the client prints latency per 250 ms of due time (when were the slow chunks due?).
  * - `SERVER_FLAGS`: extra Node flags for the server processes (e.g. `--perf-basic-prof` for `perf`).
  * - `PROFILE=sluice` (or `raw`, or `raw,sluice`): each such server writes a CPU profile of its

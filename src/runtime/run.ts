@@ -24,7 +24,11 @@ export interface RunOptions {
   highWaterMark?: number;
   /** Lag at which a waiting producer resumes, below `highWaterMark - 1`. Default half of that. */
   lowWaterMark?: number;
-  /** Events kept for late subscribers and resumes (at least the high-water mark). Default 65,536. */
+  /**
+   * Events kept for late subscribers and resumes (at least the high-water mark); the log holds the
+   * newest `logLimit` to `2 × logLimit − 1`. Default 4,096: a resume window of over a minute at 50 tokens/s,
+   * and events that die young (a longer log makes every event old-generation garbage).
+   */
   logLimit?: number;
   /**
    * A producer that ignores backpressure (emits without awaiting) is stopped with
@@ -40,7 +44,7 @@ export interface RunOptions {
 export type RunState = 'running' | 'cancelled' | 'ended';
 
 const DEFAULT_HWM = 256;
-const DEFAULT_LOG_LIMIT = 65_536;
+const DEFAULT_LOG_LIMIT = 4_096;
 
 function positiveInt(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -235,6 +239,23 @@ export class Run {
     }
     if (this.log.length >= this.logLimit * 2) this.#trim();
     // No reader (an in-process step, a run nobody follows yet): nothing to wake, nothing to wait for.
+    if (this.subscribers.size === 0) return undefined;
+    for (const sub of this.subscribers) if (sub.waiting) sub.wake();
+    return this.ready();
+  }
+
+  /**
+   * `emit` of a `chunk` (what a streaming step does per text item): the same event, the checks
+   * only a running run with no waiting producer can skip done once.
+   * @internal
+   */
+  emitChunk(responseId: string, text: string): Promise<void> | undefined {
+    if (this.#state !== 'running' || this.#cancelReason !== null || this.#drain !== null) {
+      return this.emit({ type: 'chunk', responseId, text, runId: '', seq: 0 } as EventInput);
+    }
+    const log = this.log;
+    log.push({ type: 'chunk', responseId, text, runId: this.id, seq: ++this.#lastSeq } as SluiceEvent);
+    if (log.length >= this.logLimit * 2) this.#trim();
     if (this.subscribers.size === 0) return undefined;
     for (const sub of this.subscribers) if (sub.waiting) sub.wake();
     return this.ready();

@@ -88,6 +88,39 @@ describe('Run', () => {
     assert.equal(run.lastSeq, 1000);
   });
 
+  test('emitChunk is emit of a chunk: same events, backpressure, trimming, and nothing after a cancel or the end', async () => {
+    const a = new Run({ id: 'same', highWaterMark: 4, logLimit: 4 });
+    const b = new Run({ id: 'same', highWaterMark: 4, logLimit: 4 });
+    const subA = a.subscribe();
+    const subB = b.subscribe();
+    const waits: [boolean, boolean][] = [];
+    for (let i = 0; i < 6; i++) waits.push([a.emit(chunk(String(i))) !== undefined, b.emitChunk('r', String(i)) !== undefined]);
+    assert.deepEqual(
+      waits.map(([x]) => x),
+      waits.map(([, y]) => y),
+      'the producer is held back at the same point',
+    );
+    assert.ok(waits.some(([x]) => x), 'a lagging reader holds the producer');
+    finish(a);
+    finish(b);
+    assert.deepEqual(await collect(subB), await collect(subA));
+
+    const trimmed = new Run({ highWaterMark: 4, logLimit: 4 });
+    for (let i = 0; i < 100; i++) trimmed.emitChunk('r', String(i));
+    assert.ok(trimmed.log.length < 8 && trimmed.lastSeq === 100);
+
+    const cancelled = new Run();
+    cancelled.emitChunk('r', 'kept');
+    cancelled.cancel('stop');
+    assert.equal(cancelled.emitChunk('r', 'dropped'), undefined);
+    finish(cancelled);
+    assert.deepEqual(
+      cancelled.events().flatMap((e) => (e.type === 'chunk' ? [e.text] : [])),
+      ['kept'],
+    );
+    assert.throws(() => cancelled.emitChunk('r', 'late'), (e: unknown) => SluiceError.isInstance(e) && e.code === 'failed_precondition');
+  });
+
   test('exactly one result and one run-end; nothing after run-end', () => {
     const run = new Run();
     run.emit({ type: 'result', events: [], responses: [] });
