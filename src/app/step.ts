@@ -81,6 +81,8 @@ const ENDED = 3;
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
 const TIMEOUT = Symbol('grace period over');
+/** Text pieces folded into one string at a time (see Step#keep). */
+const PIECES_PER_BLOCK = 256;
 const NONE = Symbol('none');
 
 function isAbortLike(error: unknown, signal: AbortSignal): boolean {
@@ -128,7 +130,10 @@ export class StepRun {
   #streamStartedAt = 0;
   #firstItemAt: number | null = null;
   #itemCount = 0;
-  #pieces: string[] = [];
+  /** The text so far: `#text` holds folded blocks, `#pieces[0…#pieceCount)` the newest pieces (see #keep). */
+  #text = '';
+  #pieces: string[] = new Array<string>(PIECES_PER_BLOCK).fill('');
+  #pieceCount = 0;
   #items: unknown[] | null;
   #deferred: unknown = NONE;
   #preStepCalled = false;
@@ -360,16 +365,21 @@ export class StepRun {
       let item = r.value;
       if (Array.isArray(item) && item.length === 2 && item[1] === null && this.#spec.kind === 'stream') item = item[0];
       if (typeof item === 'string') {
-        let out: IteratorResult<unknown, undefined> | Promise<IteratorResult<unknown, undefined>>;
+        let wait: Promise<void> | undefined;
         try {
-          const wait = this.#emitText(item);
-          this.#itemCount++;
-          const result: IteratorResult<unknown, undefined> = { value: item, done: false };
-          out = wait === undefined ? result : this.#guard(wait.then(() => result));
+          wait = this.#emitText(item);
         } catch (error) {
-          out = this.#onError(error);
+          this.#settlePull(this.#onError(error));
+          return;
         }
-        this.#settlePull(out);
+        this.#itemCount++;
+        const result: IteratorResult<unknown, undefined> = { value: item, done: false };
+        if (wait === undefined) {
+          this.#endPull();
+          resolve(result);
+        } else {
+          this.#settlePull(this.#guard(wait.then(() => result)));
+        }
         return;
       }
     }
@@ -433,7 +443,7 @@ export class StepRun {
     } else {
       wait = emitItem(this.#dispatcher, item);
       const text = textOf(item);
-      if (text !== '') this.#pieces.push(text);
+      if (text !== '') this.#keep(text);
     }
     if (this.#firstItemAt === null) this.#firstItemAt = now();
     this.#itemCount++;
@@ -450,10 +460,22 @@ export class StepRun {
     const responseId = this.#dispatcher.responseId;
     const wait =
       responseId !== null && !this.#dispatcher.isStreamingCancelled
-        ? this.run.emit({ type: 'chunk', responseId, text, runId: '', seq: 0 } as EventInput)
+        ? this.run.emitChunk(responseId, text)
         : this.#dispatcher.streamChunk({ text });
-    this.#pieces.push(text);
+    this.#keep(text);
     return wait;
+  }
+
+  /**
+   * Keeps a piece of the partial output. Pieces are folded into one flat string per block, so a
+   * long stream holds its characters, not a growing array of (soon old-generation) token strings.
+   */
+  #keep(text: string): void {
+    this.#pieces[this.#pieceCount] = text;
+    if (++this.#pieceCount === PIECES_PER_BLOCK) {
+      this.#text += this.#pieces.join('');
+      this.#pieceCount = 0;
+    }
   }
 
   #guard(promise: Promise<IteratorResult<unknown, undefined>>): Promise<IteratorResult<unknown, undefined>> {
@@ -565,7 +587,7 @@ export class StepRun {
     if (this.#phase === ENDED) return DONE;
     this.#phase = FINISHING;
     if (close) void this.#closeIterator();
-    const partial: PartialOutput = { text: this.#pieces.join(''), itemCount: this.#itemCount };
+    const partial: PartialOutput = { text: this.#text + this.#pieces.slice(0, this.#pieceCount).join(''), itemCount: this.#itemCount };
     if (this.#items !== null) partial.items = this.#items;
     try {
       const spec = this.#spec;

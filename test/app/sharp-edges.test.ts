@@ -94,6 +94,31 @@ describe('Burr §1.3 StreamingResultContainer edges', () => {
     assert.deepEqual((await container.get())[0], { text: 'The answer', interrupted: true });
   });
 
+  for (const mode of MODES) {
+    test(`early break after many items: the committed text is every piece the consumer saw, across blocks (${mode})`, async () => {
+      const words = Array.from({ length: 700 }, (_, i) => `w${i} `);
+      const body = function* () {
+        for (const [i, word] of words.entries()) yield [i % 97 === 0 ? { text: word, kind: 'card' } : word, null];
+      };
+      const act =
+        mode === 'sync'
+          ? streamingAction({ reads: [], writes: [] }, function* (state) {
+              yield* body();
+              yield [{ done: true }, state];
+            })
+          : streamingAction({ reads: [], writes: [] }, async function* (state) {
+              yield* body();
+              yield [{ done: true }, state];
+            });
+      const app = await single(act, { state: {}, graceMs: 0 });
+      const [, container] = await app.streamResult({ haltAfter: ['act'] });
+      let seen = 0;
+      for await (const _ of container) if (++seen === 600) break;
+      const [result] = await container.get();
+      assert.deepEqual(result, { text: words.slice(0, 600).join(''), itemCount: 600 });
+    });
+  }
+
   test('consumer raises inside the loop: its own error reaches it, the step is interrupted once (hooks never see a GeneratorExit)', async () => {
     const hooks = new HookRecorder();
     const app = await single(spell('sync'), { hooks: [hooks], graceMs: 0 });
