@@ -75,8 +75,11 @@ export class Run {
   /** Settles with the `run-end` event. */
   readonly done: Promise<RunEndEvent>;
 
-  /** @internal Retained events; `log[i].seq === base + i + 1`. */
-  log: SluiceEvent[] = [];
+  /**
+   * @internal Retained events; the event of seq `base + i + 1` is `log[i]`, or, while nobody has
+   * read it, the bare text of a chunk of stream {@link Run.#chunkResponseId} (see {@link Run.eventAt}).
+   */
+  log: (SluiceEvent | string)[] = [];
   /** @internal Seq of the event just before `log[0]`. */
   base = 0;
   /** @internal Highest seq handed to any reader so far. */
@@ -96,6 +99,8 @@ export class Run {
   #ignored = 0;
   #resolveDone!: (event: RunEndEvent) => void;
   #detachParent: (() => void) | null = null;
+  /** The stream every bare-text chunk in the log belongs to. */
+  #chunkResponseId: string | null = null;
   /** Called once the ended run has no reader behind (see {@link Run.whenRead}). */
   #onRead: (() => void)[] | null = null;
 
@@ -187,7 +192,22 @@ export class Run {
 
   /** The retained events, oldest first (a copy). */
   events(): SluiceEvent[] {
-    return this.log.slice();
+    const out: SluiceEvent[] = [];
+    for (let i = 0; i < this.log.length; i++) out.push(this.eventAt(i));
+    return out;
+  }
+
+  /**
+   * @internal The event at `log[index]`. A chunk emitted while nobody read the run is kept as its
+   * bare text (a step streaming in process makes no event object per item); it becomes its event
+   * object here, once, when a reader or a resume first needs it.
+   */
+  eventAt(index: number): SluiceEvent {
+    const entry = this.log[index];
+    if (typeof entry !== 'string') return entry as SluiceEvent;
+    const event = { type: 'chunk', responseId: this.#chunkResponseId, text: entry, runId: this.id, seq: this.base + index + 1 } as SluiceEvent;
+    this.log[index] = event;
+    return event;
   }
 
   /**
@@ -246,7 +266,8 @@ export class Run {
 
   /**
    * `emit` of a `chunk` (what a streaming step does per text item): the same event, the checks
-   * only a running run with no waiting producer can skip done once.
+   * only a running run with no waiting producer can skip done once, and, while nobody reads the
+   * run, kept as its bare text (see {@link Run.eventAt}).
    * @internal
    */
   emitChunk(responseId: string, text: string): Promise<void> | undefined {
@@ -254,9 +275,18 @@ export class Run {
       return this.emit({ type: 'chunk', responseId, text, runId: '', seq: 0 } as EventInput);
     }
     const log = this.log;
+    if (this.subscribers.size === 0) {
+      if (responseId !== this.#chunkResponseId) {
+        for (let i = 0; i < log.length; i++) if (typeof log[i] === 'string') this.eventAt(i);
+        this.#chunkResponseId = responseId;
+      }
+      log.push(text);
+      ++this.#lastSeq;
+      if (log.length >= this.logLimit * 2) this.#trim();
+      return undefined;
+    }
     log.push({ type: 'chunk', responseId, text, runId: this.id, seq: ++this.#lastSeq } as SluiceEvent);
     if (log.length >= this.logLimit * 2) this.#trim();
-    if (this.subscribers.size === 0) return undefined;
     for (const sub of this.subscribers) if (sub.waiting) sub.wake();
     return this.ready();
   }
@@ -340,7 +370,8 @@ export class Run {
     if (this.#terminal === null) return this.cancel(reason);
     if (this.#cancelReason !== null) return false;
     const keep = Math.max(this.deliveredHigh, this.base);
-    const tail = this.log.slice(keep - this.base);
+    const tail: SluiceEvent[] = [];
+    for (let i = keep - this.base; i < this.log.length; i++) tail.push(this.eventAt(i));
     const startedInTail = new Set<string>();
     let stoppable = false;
     for (const event of tail) {

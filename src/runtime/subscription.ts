@@ -112,7 +112,7 @@ export class Subscription implements AsyncIterableIterator<SluiceEvent, undefine
   #take(): SluiceEvent | undefined {
     const run = this.#run;
     if (this.cursor >= run.lastSeq) return undefined;
-    const event = run.log[this.cursor - run.base];
+    const event = run.eventAt(this.cursor - run.base);
     this.cursor++;
     if (this.cursor > run.deliveredHigh) run.deliveredHigh = this.cursor;
     run.onReaderProgress();

@@ -70,7 +70,7 @@ function inputOf(op: Extract<Op, { k: 'emit' }>, i: number): EventInput {
     case 'status':
       return { type: 'status', text: `s${i}` };
     case 'chunk':
-      return { type: 'chunk', responseId: 'r', text: `c${i}` };
+      return { type: 'chunk', responseId: i % 3 === 0 ? 'r' : 'q', text: `c${i}` };
     case 'message':
       return { type: 'message', message: { text: `m${i}` } };
     case 'stream-start':
@@ -139,6 +139,8 @@ interface Trace {
   emits: { type: string; buffered: number; cancelled: boolean; unstable: boolean; dropped: boolean }[];
   cancels: { ok: boolean; deliveredBefore: number; claimedBefore: number; lastBefore: number; kept: number; terminalBefore: boolean }[];
   readerBuffered: { buffered: number; unstable: boolean; cancelled: boolean }[];
+  /** The chunks emitted, by seq: what every reader must get at that seq. */
+  chunks: Map<number, { responseId: string; text: string }>;
 }
 
 function cancelRun(run: Run, trace: Trace): void {
@@ -163,13 +165,15 @@ function withTimeout<T>(promise: Promise<T>, what: string, ms = 5_000): Promise<
 async function play(s: Scenario): Promise<{ run: Run; trace: Trace; logs: ReaderLog[]; endEvent: SluiceEvent }> {
   const lowWaterMark = Math.floor(s.lwmFraction * (s.hwm - 1)); // valid whether the producer waits at HWM or HWM − 1
   const run = new Run({ action: 'p', highWaterMark: s.hwm, lowWaterMark, logLimit: s.hwm + s.logExtra });
-  const trace: Trace = { unstable: false, emits: [], cancels: [], readerBuffered: [] };
+  const trace: Trace = { unstable: false, emits: [], cancels: [], readerBuffered: [], chunks: new Map() };
 
   const emit = async (input: EventInput): Promise<void> => {
     const before = run.lastSeq;
     const cancelled = run.isCancelled;
-    const wait = run.emit(input);
+    // Half the chunks take the lean path a streaming step uses (kept as bare text while unread).
+    const wait = input.type === 'chunk' && run.lastSeq % 2 === 1 ? run.emitChunk(input.responseId, input.text) : run.emit(input);
     const dropped = run.lastSeq === before;
+    if (input.type === 'chunk' && !dropped) trace.chunks.set(run.lastSeq, { responseId: input.responseId, text: input.text });
     trace.emits.push({ type: input.type, buffered: run.buffered, cancelled, unstable: trace.unstable, dropped });
     if (cancelled && !isClosingEvent(input.type)) {
       assert.equal(wait, undefined, 'an emit after a cancel does not wait');
@@ -289,6 +293,9 @@ function check(s: Scenario, { run, trace, logs, endEvent }: Awaited<ReturnType<t
         if (other === undefined) bySeq.set(event.seq, event);
         else assert.equal(event, other, `${where}: a different event at seq ${event.seq}`);
         if (event.seq > kept) assert.ok(isClosingEvent(event.type), `${where}: '${event.type}' at seq ${event.seq} after the cancel kept ${kept}`);
+        if (event.type === 'chunk') {
+          assert.deepEqual({ responseId: event.responseId, text: event.text }, trace.chunks.get(event.seq), `${where}: the chunk at seq ${event.seq}`);
+        }
       });
     }
     if (!log.complete) continue;

@@ -11,6 +11,15 @@ function finish(run: Run): void {
   run.emit({ type: 'run-end', reason: 'completed' });
 }
 
+/** The first `n` events of a subscription, leaving it open. */
+async function* take(sub: AsyncIterator<SluiceEvent>, n: number): AsyncGenerator<SluiceEvent> {
+  for (let i = 0; i < n; i++) {
+    const r = await sub.next();
+    if (r.done === true) return;
+    yield r.value;
+  }
+}
+
 async function collect(iterable: AsyncIterable<SluiceEvent>): Promise<SluiceEvent[]> {
   const out: SluiceEvent[] = [];
   for await (const e of iterable) out.push(e);
@@ -119,6 +128,52 @@ describe('Run', () => {
       ['kept'],
     );
     assert.throws(() => cancelled.emitChunk('r', 'late'), (e: unknown) => SluiceError.isInstance(e) && e.code === 'failed_precondition');
+  });
+
+  test('chunks emitted while nobody reads are the same events for a late reader, a resume and a late barge-in (two streams)', async () => {
+    const script = (run: Run, chunkOf: (run: Run, responseId: string, text: string) => void): void => {
+      run.emit({ type: 'run-start', action: 'a', at: 1 });
+      for (const responseId of ['s1', 's2']) {
+        run.emit({ type: 'stream-start', responseId });
+        for (let i = 0; i < 5; i++) chunkOf(run, responseId, `${responseId}-${i}`);
+        run.emit({ type: 'stream-end', responseId, reason: 'completed' });
+      }
+      run.emit({ type: 'result', events: [], responses: [] });
+    };
+    const viaEmit = (run: Run, responseId: string, text: string): void => void run.emit({ type: 'chunk', responseId, text });
+    const viaChunk = (run: Run, responseId: string, text: string): void => void run.emitChunk(responseId, text);
+
+    const a = new Run({ id: 'x' });
+    const b = new Run({ id: 'x' });
+    script(a, viaEmit);
+    script(b, viaChunk);
+    assert.ok(b.log.some((entry) => typeof entry === 'string'), 'kept as bare text while nobody read');
+    assert.deepEqual(
+      (await collect(take(b.subscribe({ after: 9 }), 3))).map((e) => [e.seq, e.type, e.type === 'chunk' ? e.responseId : '']),
+      [
+        [10, 'chunk', 's2'],
+        [11, 'chunk', 's2'],
+        [12, 'chunk', 's2'],
+      ],
+    );
+    assert.deepEqual(b.events(), a.events());
+
+    // A late barge-in drops the unread chunks, whatever form they are kept in.
+    const c = new Run({ id: 'y' });
+    const d = new Run({ id: 'y' });
+    script(c, viaEmit);
+    script(d, viaChunk);
+    const readC = c.subscribe();
+    const readD = d.subscribe();
+    const firstC = await collect(take(readC, 4));
+    const firstD = await collect(take(readD, 4));
+    assert.deepEqual(firstD, firstC);
+    assert.equal(c.cancelDelivery('barge_in'), true);
+    assert.equal(d.cancelDelivery('barge_in'), true);
+    c.emit({ type: 'run-end', reason: 'completed' });
+    d.emit({ type: 'run-end', reason: 'completed' });
+    assert.deepEqual(await collect(readD), await collect(readC));
+    assert.deepEqual(d.events(), c.events());
   });
 
   test('exactly one result and one run-end; nothing after run-end', () => {
