@@ -171,9 +171,9 @@ async function play(s: Scenario): Promise<{ run: Run; trace: Trace; logs: Reader
     const before = run.lastSeq;
     const cancelled = run.isCancelled;
     // Half the chunks take the lean path a streaming step uses (kept as bare text while unread).
-    const wait = input.type === 'chunk' && run.lastSeq % 2 === 1 ? run.emitChunk(input.responseId, input.text) : run.emit(input);
+    const wait = input.type === 'chunk' && run.lastSeq % 2 === 1 ? run.emitChunk(input.responseId, input.text as string) : run.emit(input);
     const dropped = run.lastSeq === before;
-    if (input.type === 'chunk' && !dropped) trace.chunks.set(run.lastSeq, { responseId: input.responseId, text: input.text });
+    if (input.type === 'chunk' && !dropped) trace.chunks.set(run.lastSeq, { responseId: input.responseId, text: input.text as string });
     trace.emits.push({ type: input.type, buffered: run.buffered, cancelled, unstable: trace.unstable, dropped });
     if (cancelled && !isClosingEvent(input.type)) {
       assert.equal(wait, undefined, 'an emit after a cancel does not wait');
