@@ -295,7 +295,10 @@ export class Application<S extends StateData = StateData> {
         }
         this.#pending = step;
         const container = new StreamingResultContainer<I, R, S>(target, step);
-        this.#dropped.register(container, step);
+        // The step is the unregister token: once it ended, nothing waits for the container's GC
+        // (cleanup callbacks only run when the event loop turns, which a busy caller may not let it).
+        this.#dropped.register(container, step, step);
+        void step.done.then(() => this.#dropped.unregister(step));
         return [target, container];
       } catch (thrown) {
         error = thrown;

@@ -19,6 +19,7 @@ import {
   StreamingAction,
   streamingAction,
 } from '../../src/app/index.ts';
+import { StepRun } from '../../src/app/step.ts';
 import type { SluiceEvent } from '../../src/protocol/events.ts';
 import { collect, CounterClass, counterFn, HookRecorder, MODES, spell } from './helpers.ts';
 
@@ -228,6 +229,21 @@ describe('Burr §1.3 StreamingResultContainer edges', () => {
     assert.equal(hooks.count('preExecuteCall'), hooks.count('postExecuteCall'));
     assert.equal(hooks.count('preRunStep'), hooks.count('postRunStep'));
     assert.equal(hooks.count('preStartStream'), hooks.count('postEndStream'));
+  });
+
+  test('steps read to the end are not retained, even by a caller that never lets the event loop turn', async () => {
+    const app = await single(counterFn('async'), { state: { count: 0, tracker: [] } });
+    const steps = 300;
+    for (let i = 0; i < steps; i++) {
+      const [, container] = await app.streamResult({ haltAfter: ['act'] });
+      for await (const _ of container);
+      await container.get();
+    }
+    // queryObjects collects garbage first; what is left is held: by the app's `retainRuns` window
+    // (32 runs, not their steps) and nothing else. Before, each step waited for its container's
+    // finalizer, which only runs when the event loop turns.
+    assert.ok(v8.queryObjects(StepRun, { format: 'count' }) < 8, 'finished steps are garbage');
+    assert.equal(app.state.get('count'), steps);
   });
 
   test('container never iterated: settle() (or any next call) ends its step; hooks stay paired', async () => {
