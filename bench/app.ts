@@ -5,14 +5,22 @@
  *   node_modules/.bin/node bench/app.ts [--runs 7] [--n 100000,1000000] [--lg-n 100000,1000000]
  *
  * Each path streams N short string tokens and then its final result; the consumer reads every
- * item. Figures are medians over the runs (after a warm-up run per path); overhead is the median
- * of the per-run differences from the raw generator measured right before. LangGraph runs the
- * same one-node graph two ways: the node writing in a tight synchronous loop, and the node
+ * item. Every figure comes from its own fresh process (one path's garbage or type feedback never
+ * lands on another's clock): 3 warm-up runs, then the measured run. A round runs every path once,
+ * so a slow phase of the machine (they come and go on a shared VM) hits a whole round alike;
+ * figures are medians over the rounds, overhead is the median of the same-round differences from
+ * the raw generator, and the LangGraph ratios are medians of the same-round ratios. LangGraph runs
+ * the same one-node graph two ways: the node writing in a tight synchronous loop, and the node
  * consuming an async token source (the shape of our async-generator action and of a real model
- * stream). `--lg-n 0` skips LangGraph.
+ * stream). `--lg-n 0` skips LangGraph; `--paths async,sync,subscriber` picks the Sluice paths.
+ *
+ * Then the cold protocol of the reference measurement (`../shared/reference/burr-and-langgraph.md`
+ * §3.8: one run of N = 20,000 in a fresh process, no warm-up, so the figure includes the JIT
+ * warming up), `--cold-runs` rounds (default 7; 0 skips it).
  * @module
  */
 
+import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { Annotation, END, type LangGraphRunnableConfig, START, StateGraph } from '@langchain/langgraph';
 import { ApplicationBuilder, streamingAction } from '../src/app/index.ts';
@@ -22,6 +30,14 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '7' },
     n: { type: 'string', default: '100000,1000000' },
     'lg-n': { type: 'string', default: '100000,1000000' },
+    'cold-runs': { type: 'string', default: '7' },
+    /** Sluice paths to run: any of async, sync, subscriber. */
+    paths: { type: 'string', default: 'async,sync,subscriber' },
+    'cold-n': { type: 'string', default: '20000' },
+    /** Internal: time one path in this (fresh) process and print µs/item. */
+    child: { type: 'string' },
+    'child-n': { type: 'string', default: '0' },
+    warm: { type: 'string', default: '0' },
   },
 });
 const RUNS = Math.max(5, Number(values.runs));
@@ -161,83 +177,97 @@ const median = (xs: number[]): number => {
   return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 };
 
-interface Row {
-  path: string;
-  n: number;
-  perItem: number;
-  overhead: number | null;
+const RAW = 'raw async generator';
+const LG_SYNC = 'LangGraph.js custom mode, node writes in a sync loop';
+const LG_ASYNC = 'LangGraph.js custom mode, node reads an async source';
+const ALL_PATHS: Record<string, { fn: (n: number) => Promise<number>; id: string }> = {
+  [RAW]: { fn: raw, id: 'raw' },
+  'sluice streamResult (async generator)': { fn: sluice, id: 'async' },
+  'sluice streamResult (sync generator)': { fn: sluiceSync, id: 'sync' },
+  'sluice streamResult + run subscriber': { fn: sluiceWithSubscriber, id: 'subscriber' },
+  [LG_SYNC]: { fn: langgraph(syncWriterGraph), id: 'lg' },
+  [LG_ASYNC]: { fn: langgraph(asyncSourceGraph), id: 'lg' },
+};
+
+if (values.child !== undefined) {
+  const path = ALL_PATHS[values.child];
+  if (path === undefined) throw new Error(`unknown path ${values.child}`);
+  const n = Number(values['child-n']);
+  // Warm-up: the optimizing compiler settles over the first few hundred thousand items.
+  const warm = Number(values.warm);
+  for (let w = 0; w < warm; w++) await time(path.fn, Math.min(n, path.id === 'lg' ? 20_000 : 100_000));
+  console.log(JSON.stringify(await time(path.fn, n)));
+  process.exit(0);
 }
 
-const rows: Row[] = [];
-const PATHS: [string, (n: number) => Promise<number>][] = [
-  ['sluice streamResult (async generator)', sluice],
-  ['sluice streamResult (sync generator)', sluiceSync],
-  ['sluice streamResult + run subscriber', sluiceWithSubscriber],
-];
-
-for (const n of SIZES) {
-  await time(raw, Math.min(n, 100_000));
-  for (const [, fn] of PATHS) await time(fn, Math.min(n, 100_000));
-  const rawRuns: number[] = [];
-  const runs = new Map<string, { per: number[]; over: number[] }>(PATHS.map(([name]) => [name, { per: [], over: [] }]));
-  for (let r = 0; r < RUNS; r++) {
-    for (const [name, fn] of PATHS) {
-      const base = await time(raw, n);
-      rawRuns.push(base);
-      const per = await time(fn, n);
-      const entry = runs.get(name) as { per: number[]; over: number[] };
-      entry.per.push(per);
-      entry.over.push(per - base);
-    }
-  }
-  rows.push({ path: 'raw async generator', n, perItem: median(rawRuns), overhead: null });
-  for (const [name] of PATHS) {
-    const entry = runs.get(name) as { per: number[]; over: number[] };
-    rows.push({ path: name, n, perItem: median(entry.per), overhead: median(entry.over) });
-  }
+/** One figure: `name` timed once over `n` items in a fresh process, after `warm` warm-up runs. */
+function inChild(name: string, n: number, warm: number): number {
+  const out = execFileSync(
+    process.execPath,
+    [...process.execArgv, process.argv[1] as string, '--child', name, '--child-n', String(n), '--warm', String(warm)],
+    { encoding: 'utf8' },
+  );
+  return Number(out.trim());
 }
 
-const LG_PATHS: [string, (n: number) => Promise<number>][] = [
-  ['LangGraph.js custom mode, node writes in a sync loop', langgraph(syncWriterGraph)],
-  ['LangGraph.js custom mode, node reads an async source', langgraph(asyncSourceGraph)],
-];
-for (const n of LG_SIZES) {
-  for (const [name, fn] of LG_PATHS) {
-    await time(fn, Math.min(n, 10_000));
-    const per: number[] = [];
-    for (let r = 0; r < RUNS; r++) per.push(await time(fn, n));
-    rows.push({ path: name, n, perItem: median(per), overhead: null });
+const sluicePaths = Object.keys(ALL_PATHS).filter((name) => values.paths.split(',').includes(ALL_PATHS[name]?.id as string));
+const lgPaths = [LG_SYNC, LG_ASYNC];
+
+/**
+ * Rounds: each runs every path once, each in its own process (one path's garbage or type feedback
+ * never lands on another's clock), so a slow phase of the machine (they come and go on a shared VM)
+ * hits a whole round alike and ratios within a round stay comparable.
+ */
+function measure(sizes: number[], lgSizes: number[], rounds: number, warm: number): Map<string, number[]> {
+  const runs = new Map<string, number[]>();
+  const add = (name: string, n: number, x: number): void => {
+    const key = `${name}@${n}`;
+    runs.set(key, [...(runs.get(key) ?? []), x]);
+  };
+  for (let r = 0; r < rounds; r++) {
+    for (const n of sizes) for (const name of [RAW, ...sluicePaths]) add(name, n, inChild(name, n, warm));
+    for (const n of lgSizes) for (const name of lgPaths) add(name, n, inChild(name, n, warm));
   }
+  return runs;
 }
 
 // ── report ───────────────────────────────────────────────────────────────────────────────────
 
 const fmt = (x: number | null | undefined, digits = 3): string => (x === null || x === undefined ? '—' : x.toFixed(digits));
-const lg = (kind: 'sync loop' | 'async source', n: number): number | undefined => {
-  const exact = rows.find((r) => r.path.startsWith('LangGraph') && r.path.includes(kind) && r.n === n);
-  return (exact ?? rows.find((r) => r.path.startsWith('LangGraph') && r.path.includes(kind)))?.perItem;
-};
-const ratio = (row: Row, kind: 'sync loop' | 'async source'): string => {
-  const other = lg(kind, row.n);
-  return other === undefined || row.path.startsWith('LangGraph') ? '—' : `${(other / row.perItem).toFixed(1)}×`;
-};
+const pairedMedian = (a: number[], b: number[], f: (x: number, y: number) => number): number => median(a.map((x, i) => f(x, b[i] as number)));
 
-console.log(`Node ${process.version}, ${RUNS} runs per figure (medians), µs per item`);
-console.log('');
-console.log('| path | N | µs/item | overhead vs raw (µs/item) | LangGraph sync-loop ÷ this | LangGraph async-source ÷ this |');
-console.log('|---|---:|---:|---:|---:|---:|');
-for (const row of rows) {
-  console.log(
-    `| ${row.path} | ${row.n.toLocaleString('en-US')} | ${fmt(row.perItem)} | ${fmt(row.overhead)} | ${ratio(row, 'sync loop')} | ${ratio(row, 'async source')} |`,
-  );
+function report(title: string, runs: Map<string, number[]>, sizes: number[], lgSizes: number[]): string[] {
+  const lgAt = (name: string, n: number): number[] | undefined => runs.get(`${name}@${n}`) ?? runs.get(`${name}@${lgSizes[0]}`);
+  const ratio = (xs: number[], name: string, n: number): string => {
+    const other = lgAt(name, n);
+    return other === undefined ? '—' : `${pairedMedian(other, xs, (lg, x) => lg / x).toFixed(1)}×`;
+  };
+  const lines = [title, '', '| path | N | µs/item | overhead vs raw (µs/item) | LangGraph sync-loop ÷ this | LangGraph async-source ÷ this |', '|---|---:|---:|---:|---:|---:|'];
+  const targets: string[] = [];
+  for (const n of sizes) {
+    const rawRuns = runs.get(`${RAW}@${n}`) as number[];
+    for (const name of [RAW, ...sluicePaths]) {
+      const xs = runs.get(`${name}@${n}`) as number[];
+      const over = name === RAW ? null : pairedMedian(xs, rawRuns, (x, b) => x - b);
+      lines.push(`| ${name} | ${n.toLocaleString('en-US')} | ${fmt(median(xs))} | ${fmt(over)} | ${ratio(xs, LG_SYNC, n)} | ${ratio(xs, LG_ASYNC, n)} |`);
+      if (name === 'sluice streamResult (async generator)') {
+        targets.push(`N=${n.toLocaleString('en-US')}: overhead ${fmt(over)} µs/item; vs LangGraph async source ${ratio(xs, LG_ASYNC, n)}, sync loop ${ratio(xs, LG_SYNC, n)}`);
+      }
+    }
+  }
+  for (const n of lgSizes) for (const name of lgPaths) lines.push(`| ${name} | ${n.toLocaleString('en-US')} | ${fmt(median(runs.get(`${name}@${n}`) as number[]))} | — | — | — |`);
+  lines.push('', `Targets (overhead ≤ 1 µs/item flat in N; ≥ 20× LangGraph): ${targets.join(' · ')}`);
+  return lines;
 }
-const target = rows.filter((r) => r.path === 'sluice streamResult (async generator)');
+
+console.log(`Node ${process.version}, µs per item; medians over rounds, each figure from its own process; ratios are medians of same-round ratios`);
 console.log('');
-console.log(`Target ≤ 1 µs/item overhead, flat in N: ${target.map((r) => `N=${r.n.toLocaleString('en-US')}: ${fmt(r.overhead)}`).join(', ')}`);
-if (LG_SIZES.length > 0) {
-  console.log(
-    `Target ≥ 20× faster than LangGraph custom mode (async source / sync loop): ${target
-      .map((r) => `N=${r.n.toLocaleString('en-US')}: ${ratio(r, 'async source')} / ${ratio(r, 'sync loop')}`)
-      .join(', ')}`,
-  );
+console.log(report(`Warm (${RUNS} rounds; each process does 3 warm-up runs, then the measured one)`, measure(SIZES, LG_SIZES, RUNS, 3), SIZES, LG_SIZES).join('\n'));
+
+const COLD_RUNS = Number(values['cold-runs']);
+if (COLD_RUNS > 0) {
+  const coldN = Number(values['cold-n']);
+  const coldLg = LG_SIZES.length > 0 ? [coldN] : [];
+  console.log('');
+  console.log(report(`Cold (the reference's protocol: one run of N = ${coldN.toLocaleString('en-US')} in a fresh process, no warm-up; ${COLD_RUNS} rounds)`, measure([coldN], coldLg, COLD_RUNS, 0), [coldN], coldLg).join('\n'));
 }
