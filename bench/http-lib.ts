@@ -3,6 +3,9 @@
  * sentences.ts); figures only.
  */
 
+import { once } from 'node:events';
+import http from 'node:http';
+import { Worker } from 'node:worker_threads';
 import { defineAction, type ActionDefinition } from '../src/runtime/action.ts';
 
 /** Median of a list of numbers. */
@@ -52,3 +55,78 @@ export const benchCall = {
   tracker: { sender_id: 'bench', slots: {}, latest_message: {}, events: [] },
   domain: { version: '3.1' },
 };
+
+/** A request for the frame-counting client, and how many SSE frames its response must hold. */
+export interface FrameJob {
+  url: string;
+  /** JSON body of a POST (GET without). */
+  body?: string;
+  frames: number;
+}
+
+/**
+ * The frame-counting client, in a worker thread so it never shares the server's event loop:
+ * `measure` resolves with the milliseconds a job took, and rejects on a wrong frame count.
+ */
+export function frameClient(): { measure(job: FrameJob): Promise<number>; close(): Promise<number> } {
+  const worker = new Worker(new URL('./sse-frame-client.ts', import.meta.url));
+  return {
+    measure: (job) =>
+      new Promise((resolve, reject) => {
+        worker.once('message', (result: { ms: number; frames: number }) =>
+          result.frames === job.frames ? resolve(result.ms) : reject(new Error(`expected ${job.frames} frames, got ${result.frames}`)),
+        );
+        worker.postMessage(job);
+      }),
+    close: () => worker.terminate(),
+  };
+}
+
+/**
+ * A raw `node:http` SSE server sending `n` frames (`frame(i)`, i from 1), honouring `drain`: one
+ * write per frame at `/`, 256 frames per write at `/batched` (the best a raw writer can do).
+ */
+export async function rawSseServer(
+  n: number,
+  headers: http.OutgoingHttpHeaders,
+  frame: (i: number) => string,
+): Promise<{ url: string; close(): void }> {
+  const server = http.createServer(async (req, res) => {
+    res.writeHead(200, headers);
+    res.flushHeaders();
+    const batch = req.url === '/batched' ? 256 : 1;
+    let text = '';
+    for (let i = 1; i <= n; i++) {
+      text += frame(i);
+      if (i % batch !== 0 && i !== n) continue;
+      const ok = res.write(text);
+      text = '';
+      if (!ok) await once(res, 'drain');
+    }
+    res.end();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/`, close: () => server.close() };
+}
+
+/**
+ * Runs every job `warmup + runs` times, interleaved so all see the same machine conditions, and
+ * returns the measured milliseconds per job name (warm-up runs left out).
+ */
+export async function interleavedRuns<K extends string>(
+  jobs: Record<K, () => FrameJob>,
+  measure: (job: FrameJob) => Promise<number>,
+  warmup: number,
+  runs: number,
+): Promise<Record<K, number[]>> {
+  const names = Object.keys(jobs) as K[];
+  const times = Object.fromEntries(names.map((name) => [name, [] as number[]])) as Record<K, number[]>;
+  for (let i = 0; i < warmup + runs; i++) {
+    for (const name of names) {
+      const ms = await measure(jobs[name]());
+      if (i >= warmup) times[name].push(ms);
+    }
+  }
+  return times;
+}
