@@ -257,11 +257,7 @@ export class Run {
       for (const sub of this.subscribers) if (sub.waiting) sub.wake();
       return undefined;
     }
-    if (this.log.length >= this.logLimit * 2) this.#trim();
-    // No reader (an in-process step, a run nobody follows yet): nothing to wake, nothing to wait for.
-    if (this.subscribers.size === 0) return undefined;
-    for (const sub of this.subscribers) if (sub.waiting) sub.wake();
-    return this.ready();
+    return this.#afterAppend();
   }
 
   /**
@@ -282,11 +278,17 @@ export class Run {
       }
       log.push(text);
       ++this.#lastSeq;
-      if (log.length >= this.logLimit * 2) this.#trim();
-      return undefined;
+    } else {
+      log.push({ type: 'chunk', responseId, text, runId: this.id, seq: ++this.#lastSeq } as SluiceEvent);
     }
-    log.push({ type: 'chunk', responseId, text, runId: this.id, seq: ++this.#lastSeq } as SluiceEvent);
-    if (log.length >= this.logLimit * 2) this.#trim();
+    return this.#afterAppend();
+  }
+
+  /** After an event went into the log: trim it, wake the readers, tell the producer whether to wait. */
+  #afterAppend(): Promise<void> | undefined {
+    if (this.log.length >= this.logLimit * 2) this.#trim();
+    // No reader (an in-process step, a run nobody follows yet): nothing to wake, nothing to wait for.
+    if (this.subscribers.size === 0) return undefined;
     for (const sub of this.subscribers) if (sub.waiting) sub.wake();
     return this.ready();
   }
