@@ -956,7 +956,7 @@ describe('regressions: runtime bugs found by the properties', () => {
     const reading = readAll(run);
     executor.cancel(run.id);
     const events = await reading;
-    // Today: ["result:1","run-end:2"] — run-start was emitted after the cancel and dropped.
+    // Before the fix: ["result:1","run-end:2"] — run-start was emitted after the cancel and dropped.
     assert.deepEqual(events.map((e) => e.type), ['run-start', 'result', 'run-end'], JSON.stringify(brief(events)));
   });
 
@@ -985,7 +985,7 @@ describe('regressions: runtime bugs found by the properties', () => {
         executor.cancel(run.id);
       }
     });
-    // Today: ["run-start:1","stream-start:2","result:3","run-end:4"] — the stream never ends.
+    // Before the fix: ["run-start:1","stream-start:2","result:3","run-end:4"] — the stream never ends.
     assert.deepEqual(checkStreams(events, 'reader'), [], JSON.stringify(brief(events)));
   });
 
@@ -1014,7 +1014,7 @@ describe('regressions: runtime bugs found by the properties', () => {
     const events: SluiceEvent[] = [];
     for await (const event of tail) events.push(event);
     await first;
-    // Today: [] — the cancel rewound lastSeq below the reader's cursor; it never sees result/run-end.
+    // Before the fix: [] — the cancel rewound lastSeq below the reader's cursor; it never sees result/run-end.
     assert.deepEqual(events.map((e) => e.type), ['result', 'run-end'], `after ${after}: ${JSON.stringify(brief(events))}`);
     assert.equal(events[0]?.seq, after + 1);
   });
@@ -1039,7 +1039,7 @@ describe('regressions: runtime bugs found by the properties', () => {
       max = Math.max(max, run.buffered);
       return new Promise((r) => setImmediate(r));
     });
-    // Today: the run ends with error resource_exhausted after 8 messages.
+    // Before the fix: the run ends with error resource_exhausted after 8 messages.
     assert.equal(run.endReason, 'completed', JSON.stringify(events.at(-2)));
     assert.ok(max <= 2, `buffered reached ${max} > HWM 2`);
   });
@@ -1063,7 +1063,7 @@ describe('regressions: runtime bugs found by the properties', () => {
     });
     const run = executor.start(callOf('r'));
     const events = await readAll(run, () => new Promise((r) => setImmediate(r)));
-    // Today: error resource_exhausted ("await each emit") — but utterMessage returns nothing to await.
+    // Before the fix: error resource_exhausted ("await each emit") — but utterMessage returns nothing to await.
     assert.equal(run.endReason, 'completed', JSON.stringify(events.at(-2)));
   });
 
@@ -1119,7 +1119,7 @@ describe('regressions: runtime bugs found by the properties', () => {
       readAll(run, () => sleep(1)),
     ]);
     const over = trace.emits.filter((e) => e.buffered > hwm).map((e) => `${e.type}:${e.buffered}`);
-    // Today: ["result:5"] — the cancel drops only what the fastest reader has not read.
+    // Before the fix: ["result:5"] — the cancel drops only what the fastest reader has not read.
     assert.deepEqual(over, [], `HWM ${hwm}`);
   });
 
@@ -1158,7 +1158,7 @@ describe('regressions: runtime bugs found by the properties', () => {
       })();
       const events = await fast;
       await slow;
-      // Today: error resource_exhausted — every call was awaited, but the dispatcher emitted twice.
+      // Before the fix: error resource_exhausted — every call was awaited, but the dispatcher emitted twice.
       assert.equal(run.endReason, 'completed', JSON.stringify(events.at(-2)));
     });
   }
@@ -1192,7 +1192,7 @@ describe('regressions: runtime bugs found by the properties', () => {
     })();
     const events = await fast;
     await slow;
-    // Today: stream-end #1 (superseded), then stream-end for a responseId whose stream-start was never emitted.
+    // Before the fix: stream-end #1 (superseded), then stream-end for a responseId whose stream-start was never emitted.
     assert.doesNotThrow(() => checkStreams(events, 'reader'), JSON.stringify(events.filter((e) => e.type.startsWith('stream'))));
   });
 
@@ -1219,7 +1219,7 @@ describe('regressions: runtime bugs found by the properties', () => {
         accepted = executor.cancel(run.id);
       }
     });
-    // Today: accepted = true (signal aborted, both messages dropped unread), yet run-end says 'completed'.
+    // Before the fix: accepted = true (signal aborted, both messages dropped unread), yet run-end says 'completed'.
     if (accepted) assert.equal(run.endReason, 'cancelled', JSON.stringify(brief(events)));
     else assert.deepEqual(events.map((e) => e.type), ['run-start', 'message', 'message', 'result', 'run-end']);
   });
@@ -1249,7 +1249,7 @@ describe('regressions: runtime bugs found by the properties', () => {
       }
     });
     const ends = events.filter((e) => e.type === 'stream-end').map((e) => `${e.seq}:${(e as { reason: string }).reason}`);
-    // Today: ["4:cancelled","5:auto-closed"] — the deferred auto-close end goes out after the cancel's end.
+    // Before the fix: ["4:cancelled","5:auto-closed"] — the deferred auto-close end goes out after the cancel's end.
     assert.equal(ends.length, 1, JSON.stringify(ends));
     assert.deepEqual(checkStreams(events, 'reader'), []);
   });
@@ -1278,7 +1278,7 @@ describe('regressions: runtime bugs found by the properties', () => {
       if (++n === 2) executor.cancel(run.id); // at the first stream-start; B's start is in the dropped backlog
       await new Promise((r) => setImmediate(r));
     });
-    // Today: run-start, stream-start A, stream-end A (cancelled), stream-end B (auto-closed), result, run-end.
+    // Before the fix: run-start, stream-start A, stream-end A (cancelled), stream-end B (auto-closed), result, run-end.
     assert.doesNotThrow(() => checkStreams(events, 'reader'), JSON.stringify(brief(events)));
     assert.deepEqual(checkStreams(events, 'reader'), []);
   });
@@ -1314,7 +1314,7 @@ describe('regressions: runtime bugs found by the properties', () => {
     await take(); // one message: the lag is now below HWM − 1 but above the low-water mark
     await sleep(20); // the action returns; the executor finds room and emits the result at once
     while (!(await take()));
-    // Today: … result:6, stream-end:7, run-end:8 — the message's end comes after the result.
+    // Before the fix: … result:6, stream-end:7, run-end:8 — the message's end comes after the result.
     assert.deepEqual(events.slice(-3).map((e) => e.type), ['stream-end', 'result', 'run-end'], JSON.stringify(brief(events)));
   });
 
@@ -1347,7 +1347,7 @@ describe('regressions: runtime bugs found by the properties', () => {
       readAll(run, () => sleep(2)),
     ]);
     const result = trace.emits.find((e) => e.type === 'result');
-    // Today: the result is emitted at once at the burst's lag (6 with HWM 2).
+    // Before the fix: the result is emitted at once at the burst's lag (6 with HWM 2).
     assert.ok(result !== undefined && result.buffered <= hwm, `result emitted with ${result?.buffered} buffered (HWM ${hwm})`);
   });
 
@@ -1374,7 +1374,7 @@ describe('regressions: runtime bugs found by the properties', () => {
         executor.cancel(run.id);
       }
     });
-    // Today: ["run-start:1","run-end:2"] with endReason 'completed' — no terminal reaches the reader.
+    // Before the fix: ["run-start:1","run-end:2"] with endReason 'completed' — no terminal reaches the reader.
     assert.deepEqual(
       events.filter((e) => e.type === 'result' || e.type === 'error').length,
       1,

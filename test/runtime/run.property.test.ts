@@ -522,7 +522,7 @@ describe('regressions: Run bugs found by the properties', () => {
     run.emit({ type: 'run-end', reason: accepted ? 'cancelled' : 'completed' });
     const rest: string[] = [];
     for await (const event of sub) rest.push(`${event.type}:${event.seq}`);
-    // Today: ["run-end:2"] — the result was dropped with the unread backlog.
+    // Before the fix: ["run-end:2"] — the result was dropped with the unread backlog.
     assert.deepEqual(rest, ['result:2', 'run-end:3']);
   });
 
@@ -536,7 +536,7 @@ describe('regressions: Run bugs found by the properties', () => {
     run.emit({ type: 'run-end', reason: 'cancelled' });
     const got: string[] = [];
     for await (const event of tail) got.push(`${event.type}:${event.seq}`);
-    // Today: [] — the tail reader's cursor (6) is beyond the new lastSeq (3); it ends without run-end.
+    // Before the fix: [] — the tail reader's cursor (6) is beyond the new lastSeq (3); it ends without run-end.
     assert.deepEqual(
       got.map((g) => g.split(':')[0]),
       ['result', 'run-end'],
@@ -556,7 +556,7 @@ describe('regressions: Run bugs found by the properties', () => {
     run.emit({ type: 'run-end', reason: 'cancelled' }); // 4
     const got: string[] = [];
     for await (const event of sub) got.push(`${event.type}:${event.seq}`);
-    // Today: ["stream-end:3","run-end:4"] — seq 2 now names the result, which this reader never gets.
+    // Before the fix: ["stream-end:3","run-end:4"] — seq 2 now names the result, which this reader never gets.
     assert.ok(got.some((g) => g.startsWith('result')), JSON.stringify(got));
   });
 });
