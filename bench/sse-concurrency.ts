@@ -6,7 +6,7 @@
  * stream on each.
  *
  *   node bench/sse-concurrency.ts                                  (npm run bench:sse-concurrency)
- *   N=2000,3000,4000 REPS=3 DURATION_S=8 IMPLS=raw,raw-direct,sluice node bench/sse-concurrency.ts
+ *   N=2000,3000,4000 REPS=3 DURATION_S=8 IMPLS=native,raw,raw-direct,sluice node bench/sse-concurrency.ts
  *
  * Settings (environment):
  * - `N`: stream counts to try, ascending (default 2000,4000,6000,8000,10000). An implementation
@@ -17,8 +17,11 @@
  * - `IDLE_N`: idle streams for the memory figure (default 2000; 0 skips it).
  * - `IMPLS`: any of `raw` (node:http, `res.write(frame)` per chunk: what a hand-written SSE
  *   endpoint does), `raw-direct` (the same, but each frame leaves as one pre-framed HTTP chunk in
- *   one `socket.write`, as Sluice's SseWriter does: the floor for this workload) and `sluice`.
- *   Default `raw,sluice`.
+ *   one `socket.write`, as Sluice's SseWriter does: the floor for this workload in Node), `sluice`
+ *   and `native` (bench/native/loopback-floor.c, built with `cc`: a C epoll server and client doing
+ *   the same schedule with ~200-byte frames, one `write(2)` per chunk and no HTTP: the floor of the
+ *   machine itself, whatever the server is written in). Default `native,raw,sluice` (without
+ *   `native` when there is no C compiler).
  * - `ACTION=generator`: the Sluice action yields from an async generator instead of awaiting
  *   `dispatcher.streamChunk()` (the default).
  * - `TIMERS=timeout`: a `setTimeout` per stream and chunk instead of the shared wake-up wheel.
@@ -50,7 +53,7 @@
  * and scanning bytes only for `"text":"<µs>"` and, at the end, `event: run-end`.
  */
 
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
@@ -73,8 +76,8 @@ const OPEN_BATCH = 500;
 const SELF = fileURLToPath(import.meta.url);
 
 /** See `IMPLS` in the module comment. */
-type Impl = 'raw' | 'raw-direct' | 'sluice';
-const IMPLS: readonly Impl[] = ['raw', 'raw-direct', 'sluice'];
+type Impl = 'native' | 'raw' | 'raw-direct' | 'sluice';
+const IMPLS: readonly Impl[] = ['native', 'raw', 'raw-direct', 'sluice'];
 
 const ORIGIN = performance.timeOrigin;
 /** Wall-clock milliseconds with sub-ms resolution, comparable across processes. */
@@ -608,6 +611,22 @@ function reply<T = any>(child: ChildProcess, type: string): Promise<T> {
   });
 }
 
+/** The figures of one run of one implementation at one N. */
+interface Trial {
+  p50: number;
+  p99: number;
+  max: number;
+  delivered: number;
+  offered: number;
+  ratio: number;
+  elu: number;
+  cpu: number;
+  cpuPerChunkUs: number;
+  loopDelayP99: number;
+  clientCpu: number;
+  incomplete: number;
+}
+
 async function orchestrate(): Promise<void> {
   const list = (process.env.N ?? '2000,4000,6000,8000,10000').split(',').map((s) => Number(s.trim()));
   if (list.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`N must be a comma list of positive integers (got ${process.env.N})`);
@@ -616,8 +635,10 @@ async function orchestrate(): Promise<void> {
   if (DURATION_S < 3) throw new Error('DURATION_S must be at least 3 (the first second is warm-up)');
   const IDLE_N = process.env.IDLE_N === '0' ? 0 : envInt('IDLE_N', 2000);
   const STEP = process.env.STEP === '0' ? 0 : envInt('STEP', 1000);
-  const impls = (process.env.IMPLS ?? 'raw,sluice').split(',') as Impl[];
+  const floor = buildNativeFloor();
+  const impls = (process.env.IMPLS ?? (floor instanceof Error ? 'raw,sluice' : 'native,raw,sluice')).split(',') as Impl[];
   if (impls.some((impl) => !IMPLS.includes(impl))) throw new Error(`IMPLS must list some of ${IMPLS.join(', ')} (got ${process.env.IMPLS})`);
+  if (impls.includes('native') && floor instanceof Error) throw floor;
   const profile = (process.env.PROFILE ?? '').split(',').filter((impl) => impl !== '');
   let profiles = 0;
   const fdLimit = await fdLimitOf();
@@ -627,7 +648,7 @@ async function orchestrate(): Promise<void> {
     process.exit(1);
   }
   console.log(
-    `SSE concurrency at ${RATE} chunks/s per stream: Sluice vs raw node:http (Node ${process.version}, ${os.cpus().length} cores, ` +
+    `SSE concurrency at ${RATE} chunks/s per stream: Sluice vs raw node:http and the machine's C floor (Node ${process.version}, ${os.cpus().length} cores, ` +
       `ulimit -n ${fdLimit ?? '?'}, loadavg ${loadavg()})`,
   );
   console.log(
@@ -656,7 +677,7 @@ async function orchestrate(): Promise<void> {
   // 1. Memory per idle stream.
   if (IDLE_N > 0) {
     // raw-direct differs from raw only in how chunks are written: its idle streams are raw's.
-    for (const impl of impls.filter((impl) => impl !== 'raw-direct')) {
+    for (const impl of impls.filter((impl) => impl !== 'raw-direct' && impl !== 'native')) {
       const rss: number[] = [];
       const heap: number[] = [];
       for (let rep = 0; rep < REPS; rep++) {
@@ -681,22 +702,9 @@ async function orchestrate(): Promise<void> {
   }
 
   // 2. Ramp (then bisect) N per implementation.
-  interface Trial {
-    p50: number;
-    p99: number;
-    max: number;
-    delivered: number;
-    offered: number;
-    ratio: number;
-    elu: number;
-    cpu: number;
-    cpuPerChunkUs: number;
-    loopDelayP99: number;
-    clientCpu: number;
-    incomplete: number;
-  }
   const results = new Map<string, Trial>();
   const runOnce = async (impl: Impl, n: number): Promise<Trial> => {
+    if (impl === 'native') return runNative(floor as string, n, DURATION_S);
     const chunks = RATE * DURATION_S;
     const { child: server, port } = await spawnServer(impl);
     const client = fork(SELF, ['client'], { serialization: 'advanced' });
@@ -813,13 +821,64 @@ async function orchestrate(): Promise<void> {
     console.log(`  ${impl.padEnd(10)} max N with p99 < ${P99_LIMIT_MS} ms and ≥ ${DELIVERY_MIN * 100}% delivered: ${n ?? 'none'} ${limit}`);
   }
   const sluice = best.get('sluice');
-  for (const base of ['raw', 'raw-direct'] as const) {
+  for (const base of ['native', 'raw', 'raw-direct'] as const) {
     const other = best.get(base);
     if (sluice === undefined || other === undefined) continue;
     const common = ns.filter((n) => results.has(`${base}:${n}`) && results.has(`sluice:${n}`));
     const cpu = common.map((n) => `${(results.get(`sluice:${n}`)!.cpuPerChunkUs / results.get(`${base}:${n}`)!.cpuPerChunkUs).toFixed(2)}× at ${n}`);
     console.log(`  Sluice/${base}: max N ${(sluice / other).toFixed(2)}; server CPU per chunk ${cpu.join(', ')}`);
   }
+}
+
+/** Builds bench/native/loopback-floor.c into the temp dir; the error says why when it cannot. */
+function buildNativeFloor(): string | Error {
+  const source = fileURLToPath(new URL('./native/loopback-floor.c', import.meta.url));
+  const binary = `${os.tmpdir()}/sluice-loopback-floor`;
+  try {
+    execFileSync(process.env.CC ?? 'cc', ['-O2', '-o', binary, source], { stdio: 'pipe' });
+    return binary;
+  } catch (error) {
+    return new Error(`IMPLS=native needs a C compiler (\`cc\`, or CC=…) to build ${source}: ${(error as Error).message}`);
+  }
+}
+
+/** One run of the C floor (its server and client are its own two processes). */
+function runNative(binary: string, n: number, seconds: number): Trial {
+  const out = JSON.parse(execFileSync(binary, [String(n), String(seconds), 'json'], { encoding: 'utf8' })) as {
+    p50: number;
+    p99: number;
+    max: number;
+    offered: number;
+    delivered: number;
+    sent: number;
+    serverUser: number;
+    serverSystem: number;
+    clientCpu: number;
+    shortWrites: number;
+  };
+  const window = seconds - 2 * WARMUP_S;
+  const cpu = (out.serverUser + out.serverSystem) / seconds;
+  const trial: Trial = {
+    p50: out.p50,
+    p99: out.p99,
+    max: out.max,
+    delivered: out.delivered / window,
+    offered: out.offered / window,
+    ratio: out.delivered / out.offered,
+    elu: cpu,
+    cpu,
+    cpuPerChunkUs: ((out.serverUser + out.serverSystem) / out.sent) * 1e6,
+    loopDelayP99: 0,
+    clientCpu: out.clientCpu / seconds,
+    incomplete: out.shortWrites,
+  };
+  console.log(
+    `    ${'native'.padEnd(6)} N=${String(n).padStart(5)}: p50 ${ms(trial.p50)} p99 ${ms(trial.p99)} max ${ms(trial.max)} ms; ` +
+      `delivered ${kcs(trial.delivered)}/${kcs(trial.offered)} k chunks/s (${pct(trial.ratio)}); server CPU ${pct(cpu)} ` +
+      `(${trial.cpuPerChunkUs.toFixed(1)} µs/chunk, ${pct(out.serverSystem / (out.serverUser + out.serverSystem))} sys); client CPU ${pct(trial.clientCpu)}` +
+      `${out.shortWrites > 0 ? `; ${out.shortWrites} short writes` : ''}; loadavg ${loadavg()}`,
+  );
+  return trial;
 }
 
 /** `TRACE=1`: p50 / p99 / max latency per 250 ms of due time, to see when the slow chunks were due. */
