@@ -7,13 +7,13 @@
  *
  *   cc -O2 -o /tmp/loopback-floor bench/native/loopback-floor.c && /tmp/loopback-floor 10000 [seconds] [json]
  *
- * bench/sse-concurrency.ts runs it beside the Node servers (`IMPLS=native,...`). Prints, per N: p50 / p99 / max added latency over the steady state (first and last second left
- * out), delivered / offered chunks, and each process's CPU (user + sys) per chunk. If this cannot
+ * bench/sse-concurrency.ts runs it beside the Node servers (`IMPLS=native,...`). Prints p50 / p99 /
+ * max added latency over the steady state (first and last second left out), delivered / offered
+ * chunks, and each process's CPU (user + sys) per chunk; `json` prints them as one JSON line. If this cannot
  * hold N streams with p99 < 100 ms, no server on this machine can, whatever it is written in.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -39,12 +39,11 @@ static int64_t now_us(void) {
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static double cpu_seconds(double *user, double *sys) {
+static void cpu_seconds(double *user, double *sys) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   *user = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6;
   *sys = ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-  return *user + *sys;
 }
 
 static void die(const char *what) {
