@@ -9,10 +9,14 @@
  * lands on another's clock): 3 warm-up runs, then the measured run. A round runs every path once,
  * so a slow phase of the machine (they come and go on a shared VM) hits a whole round alike;
  * figures are medians over the rounds, overhead is the median of the same-round differences from
- * the raw generator, and the LangGraph ratios are medians of the same-round ratios. LangGraph runs
+ * the raw baseline (the raw generator; for `source`, the same action code run without Sluice),
+ * and the LangGraph ratios are medians of the same-round ratios. LangGraph runs
  * the same one-node graph two ways: the node writing in a tight synchronous loop, and the node
- * consuming an async token source (the shape of our async-generator action and of a real model
- * stream). `--lg-n 0` skips LangGraph; `--paths async,sync,subscriber` picks the Sluice paths.
+ * consuming an async token source (the shape of a real model stream). Like for like: the sync
+ * generator action against the sync loop, and the action reading the same async source
+ * (`source`) against the async-source node; the plain async generator (`async`, which awaits
+ * nothing) sits between them. `--lg-n 0` skips LangGraph; `--paths async,source,sync,subscriber`
+ * picks the Sluice paths.
  *
  * Then the cold protocol of the reference measurement (`../shared/reference/burr-and-langgraph.md`
  * §3.8: one run of N = 20,000 in a fresh process, no warm-up, so the figure includes the JIT
@@ -31,8 +35,8 @@ const { values } = parseArgs({
     n: { type: 'string', default: '100000,1000000' },
     'lg-n': { type: 'string', default: '100000,1000000' },
     'cold-runs': { type: 'string', default: '7' },
-    /** Sluice paths to run: any of async, sync, subscriber. */
-    paths: { type: 'string', default: 'async,sync,subscriber' },
+    /** Sluice paths to run: any of async, source, sync, subscriber. */
+    paths: { type: 'string', default: 'async,source,sync,subscriber' },
     'cold-n': { type: 'string', default: '20000' },
     /** Internal: time one path in this (fresh) process and print µs/item. */
     child: { type: 'string' },
@@ -57,11 +61,32 @@ async function raw(n: number): Promise<number> {
   return chars;
 }
 
+/** The `source` action's own code without Sluice: an async generator reading an async source. */
+async function* rawSourceGenerator(n: number): AsyncGenerator<readonly [string, null]> {
+  for await (const token of rawGenerator(n)) yield [token, null];
+}
+
+async function rawSource(n: number): Promise<number> {
+  let chars = 0;
+  for await (const [token] of rawSourceGenerator(n)) chars += token.length;
+  return chars;
+}
+
 const asyncAction = streamingAction({ reads: [], writes: ['chars'] }, async function* (state, inputs) {
   const n = inputs.n as number;
   let chars = 0;
   for (let i = 0; i < n; i++) {
     const token = TOKENS[i & 7] as string;
+    chars += token.length;
+    yield [token, null];
+  }
+  yield [{ chars }, state.update({ chars })];
+});
+
+/** What LangGraph's async-source node does: read an async token source, pass each token on. */
+const sourceAction = streamingAction({ reads: [], writes: ['chars'] }, async function* (state, inputs) {
+  let chars = 0;
+  for await (const token of rawGenerator(inputs.n as number)) {
     chars += token.length;
     yield [token, null];
   }
@@ -80,10 +105,16 @@ const syncAction = streamingAction({ reads: [], writes: ['chars'] }, function* (
 });
 
 const app = await new ApplicationBuilder()
-  .withActions({ asyncAction, syncAction })
-  .withTransitions(['asyncAction', 'asyncAction'], ['syncAction', 'syncAction'])
+  .withActions({ asyncAction })
+  .withTransitions(['asyncAction', 'asyncAction'])
   .withState({ chars: 0 })
   .withEntrypoint('asyncAction')
+  .build();
+const sourceApp = await new ApplicationBuilder()
+  .withActions({ sourceAction })
+  .withTransitions(['sourceAction', 'sourceAction'])
+  .withState({ chars: 0 })
+  .withEntrypoint('sourceAction')
   .build();
 const syncApp = await new ApplicationBuilder()
   .withActions({ syncAction })
@@ -98,6 +129,13 @@ async function sluice(n: number): Promise<number> {
   for await (const token of container) chars += (token as string).length;
   const [result] = await container.get();
   if ((result as { chars: number }).chars !== chars) throw new Error('lost items');
+  return chars;
+}
+
+async function sluiceSource(n: number): Promise<number> {
+  const [, container] = await sourceApp.streamResult({ haltAfter: ['sourceAction'], inputs: { n } });
+  let chars = 0;
+  for await (const token of container) chars += (token as string).length;
   return chars;
 }
 
@@ -178,11 +216,15 @@ const median = (xs: number[]): number => {
 };
 
 const RAW = 'raw async generator';
+const RAW_SOURCE = 'raw async generator reading an async source';
+const SOURCE = 'sluice streamResult (async generator reading an async source)';
 const LG_SYNC = 'LangGraph.js custom mode, node writes in a sync loop';
 const LG_ASYNC = 'LangGraph.js custom mode, node reads an async source';
 const ALL_PATHS: Record<string, { fn: (n: number) => Promise<number>; id: string }> = {
   [RAW]: { fn: raw, id: 'raw' },
+  [RAW_SOURCE]: { fn: rawSource, id: 'raw-source' },
   'sluice streamResult (async generator)': { fn: sluice, id: 'async' },
+  [SOURCE]: { fn: sluiceSource, id: 'source' },
   'sluice streamResult (sync generator)': { fn: sluiceSync, id: 'sync' },
   'sluice streamResult + run subscriber': { fn: sluiceWithSubscriber, id: 'subscriber' },
   [LG_SYNC]: { fn: langgraph(syncWriterGraph), id: 'lg' },
@@ -211,6 +253,10 @@ function inChild(name: string, n: number, warm: number): number {
 }
 
 const sluicePaths = Object.keys(ALL_PATHS).filter((name) => values.paths.split(',').includes(ALL_PATHS[name]?.id as string));
+/** The raw baselines: the plain generator, and (for the `source` path) the same action code without Sluice. */
+const rawPaths = sluicePaths.includes(SOURCE) ? [RAW, RAW_SOURCE] : [RAW];
+/** What a path's overhead is measured against. */
+const baselineOf = (name: string): string => (name === SOURCE || name === RAW_SOURCE ? RAW_SOURCE : RAW);
 const lgPaths = [LG_SYNC, LG_ASYNC];
 
 /**
@@ -225,7 +271,7 @@ function measure(sizes: number[], lgSizes: number[], rounds: number, warm: numbe
     runs.set(key, [...(runs.get(key) ?? []), x]);
   };
   for (let r = 0; r < rounds; r++) {
-    for (const n of sizes) for (const name of [RAW, ...sluicePaths]) add(name, n, inChild(name, n, warm));
+    for (const n of sizes) for (const name of [...rawPaths, ...sluicePaths]) add(name, n, inChild(name, n, warm));
     for (const n of lgSizes) for (const name of lgPaths) add(name, n, inChild(name, n, warm));
   }
   return runs;
@@ -242,13 +288,12 @@ function report(title: string, runs: Map<string, number[]>, sizes: number[], lgS
     const other = lgAt(name, n);
     return other === undefined ? '—' : `${pairedMedian(other, xs, (lg, x) => lg / x).toFixed(1)}×`;
   };
-  const lines = [title, '', '| path | N | µs/item | overhead vs raw (µs/item) | LangGraph sync-loop ÷ this | LangGraph async-source ÷ this |', '|---|---:|---:|---:|---:|---:|'];
+  const lines = [title, '', '| path | N | µs/item | overhead vs its raw baseline (µs/item) | LangGraph sync-loop ÷ this | LangGraph async-source ÷ this |', '|---|---:|---:|---:|---:|---:|'];
   const targets: string[] = [];
   for (const n of sizes) {
-    const rawRuns = runs.get(`${RAW}@${n}`) as number[];
-    for (const name of [RAW, ...sluicePaths]) {
+    for (const name of [...rawPaths, ...sluicePaths]) {
       const xs = runs.get(`${name}@${n}`) as number[];
-      const over = name === RAW ? null : pairedMedian(xs, rawRuns, (x, b) => x - b);
+      const over = rawPaths.includes(name) ? null : pairedMedian(xs, runs.get(`${baselineOf(name)}@${n}`) as number[], (x, b) => x - b);
       lines.push(`| ${name} | ${n.toLocaleString('en-US')} | ${fmt(median(xs))} | ${fmt(over)} | ${ratio(xs, LG_SYNC, n)} | ${ratio(xs, LG_ASYNC, n)} |`);
       if (name === 'sluice streamResult (async generator)') {
         targets.push(`N=${n.toLocaleString('en-US')}: overhead ${fmt(over)} µs/item; vs LangGraph async source ${ratio(xs, LG_ASYNC, n)}, sync loop ${ratio(xs, LG_SYNC, n)}`);
