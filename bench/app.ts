@@ -104,47 +104,35 @@ const syncAction = streamingAction({ reads: [], writes: ['chars'] }, function* (
   yield [{ chars }, state.update({ chars })];
 });
 
-const app = await new ApplicationBuilder()
-  .withActions({ asyncAction })
-  .withTransitions(['asyncAction', 'asyncAction'])
-  .withState({ chars: 0 })
-  .withEntrypoint('asyncAction')
-  .build();
-const sourceApp = await new ApplicationBuilder()
-  .withActions({ sourceAction })
-  .withTransitions(['sourceAction', 'sourceAction'])
-  .withState({ chars: 0 })
-  .withEntrypoint('sourceAction')
-  .build();
-const syncApp = await new ApplicationBuilder()
-  .withActions({ syncAction })
-  .withTransitions(['syncAction', 'syncAction'])
-  .withState({ chars: 0 })
-  .withEntrypoint('syncAction')
-  .build();
+/** A one-action app that loops on `name`, so every `streamResult` runs that action once. */
+function oneActionApp(name: string, action: typeof asyncAction) {
+  return new ApplicationBuilder()
+    .withActions({ [name]: action })
+    .withTransitions([name, name])
+    .withState({ chars: 0 })
+    .withEntrypoint(name)
+    .build();
+}
 
-async function sluice(n: number): Promise<number> {
-  const [, container] = await app.streamResult({ haltAfter: ['asyncAction'], inputs: { n } });
+const app = await oneActionApp('asyncAction', asyncAction);
+const sourceApp = await oneActionApp('sourceAction', sourceAction);
+const syncApp = await oneActionApp('syncAction', syncAction);
+
+/** Streams one step of `target` and reads every item; checks the committed result when `check`. */
+async function readStep(application: typeof app, target: string, n: number, check = false): Promise<number> {
+  const [, container] = await application.streamResult({ haltAfter: [target], inputs: { n } });
   let chars = 0;
   for await (const token of container) chars += (token as string).length;
-  const [result] = await container.get();
-  if ((result as { chars: number }).chars !== chars) throw new Error('lost items');
+  if (check) {
+    const [result] = await container.get();
+    if ((result as { chars: number }).chars !== chars) throw new Error('lost items');
+  }
   return chars;
 }
 
-async function sluiceSource(n: number): Promise<number> {
-  const [, container] = await sourceApp.streamResult({ haltAfter: ['sourceAction'], inputs: { n } });
-  let chars = 0;
-  for await (const token of container) chars += (token as string).length;
-  return chars;
-}
-
-async function sluiceSync(n: number): Promise<number> {
-  const [, container] = await syncApp.streamResult({ haltAfter: ['syncAction'], inputs: { n } });
-  let chars = 0;
-  for await (const token of container) chars += (token as string).length;
-  return chars;
-}
+const sluice = (n: number): Promise<number> => readStep(app, 'asyncAction', n, true);
+const sluiceSource = (n: number): Promise<number> => readStep(sourceApp, 'sourceAction', n);
+const sluiceSync = (n: number): Promise<number> => readStep(syncApp, 'syncAction', n);
 
 /** The container read in process and the step's run read by a subscriber (a transport's view). */
 async function sluiceWithSubscriber(n: number): Promise<number> {
