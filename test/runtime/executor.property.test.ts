@@ -21,15 +21,8 @@ import { ActionExecutor } from '../../src/runtime/executor.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { slotSet } from '../../src/runtime/rasa-events.ts';
 import type { Run } from '../../src/runtime/run.ts';
+import { known } from './known-bugs.ts';
 
-/**
- * A flag is on (the bug tolerated) when the bug is still live (`live`: it has a failing regression
- * test below) or when `SLUICE_PROPERTY_TOLERATE` names it (`1` = all), for a runtime that still has
- * a fixed bug. `SLUICE_STRICT_PROPERTIES=1` turns every flag off, live ones included.
- */
-const TOLERATE = new Set((process.env.SLUICE_PROPERTY_TOLERATE ?? '').split(',').map((s) => s.trim()));
-const ALL_STRICT = process.env.SLUICE_STRICT_PROPERTIES === '1';
-const known = (name: string, live = false): boolean => !ALL_STRICT && (TOLERATE.has('1') || TOLERATE.has(name) || live);
 
 /** Runtime bugs found by these properties (all fixed); see the regression suite below. */
 const KNOWN = {
@@ -85,6 +78,21 @@ const OVERSHOOT_TOLERANCE = 4;
 /** `SLUICE_PROPERTY_RUNS` scales the number of runs (default 1 = 200 + 100 runs). */
 const RUNS_SCALE = Number(process.env.SLUICE_PROPERTY_RUNS ?? 1) || 1;
 const BARGE_IN_TIMEOUT_S = 0.05;
+
+/** The executor a regression test below builds: one action (the spec), a silent logger, the settings. */
+function executorWith(
+  settings: { highWaterMark?: number; bargeInTimeoutSeconds?: number },
+  spec: Parameters<typeof defineAction>[0],
+): ActionExecutor {
+  const { highWaterMark, bargeInTimeoutSeconds } = settings;
+  return new ActionExecutor({
+    logger: silentLogger,
+    bargeInTimeoutSeconds,
+    run: highWaterMark === undefined ? undefined : { highWaterMark },
+    actions: [defineAction(spec)],
+  });
+}
+
 const RESPONSE_ID = /^[0-9a-f]{32}$/;
 const CLOSING = new Set(['stream-end', 'result', 'error', 'run-end']);
 
@@ -947,11 +955,7 @@ const brief = (events: SluiceEvent[]): string[] => events.map((e) => `${e.type}:
 
 describe('regressions: runtime bugs found by the properties', () => {
   it('bug A: a cancel right after start() still delivers run-start first', async () => {
-    const executor = new ActionExecutor({
-      logger: silentLogger,
-      bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_S,
-      actions: [defineAction({ name: 'a', run: () => [] })],
-    });
+    const executor = executorWith({ bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_S }, { name: 'a', run: () => [] });
     const run = executor.start(callOf('a'));
     const reading = readAll(run);
     executor.cancel(run.id);
@@ -961,22 +965,15 @@ describe('regressions: runtime bugs found by the properties', () => {
   });
 
   it('bug B: a cancel keeps the stream-end of a stream whose stream-start a reader already has', async () => {
-    const executor = new ActionExecutor({
-      logger: silentLogger,
-      bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_S,
-      run: { highWaterMark: 16 },
-      actions: [
-        defineAction({
-          name: 'a',
-          async run(d) {
-            await d.streamStart();
-            await d.streamChunk({ text: 'one' });
-            await d.streamEnd();
-            await sleep(5);
-            return [];
-          },
-        }),
-      ],
+    const executor = executorWith({ highWaterMark: 16, bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_S }, {
+      name: 'a',
+      async run(d) {
+        await d.streamStart();
+        await d.streamChunk({ text: 'one' });
+        await d.streamEnd();
+        await sleep(5);
+        return [];
+      },
     });
     const run = executor.start(callOf('a'));
     const events = await readAll(run, async (event) => {
@@ -990,20 +987,13 @@ describe('regressions: runtime bugs found by the properties', () => {
   });
 
   it('bug C: a reader subscribed after the last seq still gets the closing events of a cancelled run', async () => {
-    const executor = new ActionExecutor({
-      logger: silentLogger,
-      bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_S,
-      run: { highWaterMark: 16 },
-      actions: [
-        defineAction({
-          name: 'a',
-          async run(d) {
-            for (let i = 0; i < 5; i++) await d.status(`s${i}`);
-            await sleep(5);
-            return [];
-          },
-        }),
-      ],
+    const executor = executorWith({ highWaterMark: 16, bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_S }, {
+      name: 'a',
+      async run(d) {
+        for (let i = 0; i < 5; i++) await d.status(`s${i}`);
+        await sleep(5);
+        return [];
+      },
     });
     const run = executor.start(callOf('a'));
     const first = readAll(run, () => sleep(1)); // a slow reader
@@ -1020,18 +1010,12 @@ describe('regressions: runtime bugs found by the properties', () => {
   });
 
   it('bug D: a generator yielding many messages to a slow reader is held by backpressure, not failed', async () => {
-    const executor = new ActionExecutor({
-      logger: silentLogger,
-      run: { highWaterMark: 2 },
-      actions: [
-        defineAction({
-          name: 'g',
-          async *stream() {
-            for (let i = 0; i < 20; i++) yield message({ text: `m${i}` });
-            return [];
-          },
-        }),
-      ],
+    const executor = executorWith({ highWaterMark: 2 }, {
+      name: 'g',
+      async *stream() {
+        for (let i = 0; i < 20; i++) yield message({ text: `m${i}` });
+        return [];
+      },
     });
     const run = executor.start(callOf('g'));
     let max = 0;
@@ -1045,21 +1029,15 @@ describe('regressions: runtime bugs found by the properties', () => {
   });
 
   it('bug E: utterMessage() in a loop with a slow reader completes (Rasa authors do not await it)', async () => {
-    const executor = new ActionExecutor({
-      logger: silentLogger,
-      run: { highWaterMark: 2 },
-      actions: [
-        defineAction({
-          name: 'r',
-          async run(d) {
-            for (let i = 0; i < 20; i++) {
-              d.utterMessage({ text: `m${i}` });
-              await Promise.resolve();
-            }
-            return [];
-          },
-        }),
-      ],
+    const executor = executorWith({ highWaterMark: 2 }, {
+      name: 'r',
+      async run(d) {
+        for (let i = 0; i < 20; i++) {
+          d.utterMessage({ text: `m${i}` });
+          await Promise.resolve();
+        }
+        return [];
+      },
     });
     const run = executor.start(callOf('r'));
     const events = await readAll(run, () => new Promise((r) => setImmediate(r)));
@@ -1069,22 +1047,16 @@ describe('regressions: runtime bugs found by the properties', () => {
 
   it('bug F1: cancelStream() and a superseding streamStart() do not push the buffer past the HWM', async () => {
     const hwm = 2;
-    const executor = new ActionExecutor({
-      logger: silentLogger,
-      run: { highWaterMark: hwm },
-      actions: [
-        defineAction({
-          name: 'a',
-          async run(d) {
-            await d.streamChunk({ text: 'a' });
-            d.cancelStream(); // stream-end emitted; its backpressure promise is dropped
-            await d.streamStart();
-            await d.streamChunk({ text: 'b' });
-            await d.streamStart(); // superseded stream-end + stream-start: two emits, one await
-            return [];
-          },
-        }),
-      ],
+    const executor = executorWith({ highWaterMark: hwm }, {
+      name: 'a',
+      async run(d) {
+        await d.streamChunk({ text: 'a' });
+        d.cancelStream(); // stream-end emitted; its backpressure promise is dropped
+        await d.streamStart();
+        await d.streamChunk({ text: 'b' });
+        await d.streamStart(); // superseded stream-end + stream-start: two emits, one await
+        return [];
+      },
     });
     const run = executor.start(callOf('a'));
     const trace = instrument(run);
@@ -1095,19 +1067,12 @@ describe('regressions: runtime bugs found by the properties', () => {
 
   it('bug F2: after a cancel with two readers, the closing events do not push the buffer past the HWM', async () => {
     const hwm = 4;
-    const executor = new ActionExecutor({
-      logger: silentLogger,
-      bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_S,
-      run: { highWaterMark: hwm },
-      actions: [
-        defineAction({
-          name: 'a',
-          async run(d) {
-            for (let i = 0; i < 50; i++) await d.streamChunk({ text: 'x' });
-            return [];
-          },
-        }),
-      ],
+    const executor = executorWith({ highWaterMark: hwm, bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_S }, {
+      name: 'a',
+      async run(d) {
+        for (let i = 0; i < 50; i++) await d.streamChunk({ text: 'x' });
+        return [];
+      },
     });
     const run = executor.start(callOf('a'));
     const trace = instrument(run);
@@ -1127,26 +1092,21 @@ describe('regressions: runtime bugs found by the properties', () => {
     it(`bug H1: ${variant} behind a reader that joined with a backlog does not fail an awaiting producer`, async () => {
       let open!: () => void;
       const gate = new Promise<void>((resolve) => (open = resolve));
-      const executor = new ActionExecutor({
-        logger: silentLogger,
-        run: { highWaterMark: 2 }, // hardLimit 8
-        actions: [
-          defineAction({
-            name: 'a',
-            async run(d) {
-              await d.streamChunk({ text: 'a' });
-              for (let i = 0; i < 9; i++) await d.status(`s${i}`);
-              await gate;
-              if (variant === 'superseding streamStart()') await d.streamStart();
-              else {
-                d.cancelStream();
-                await d.status('u');
-              }
-              await d.streamEnd();
-              return [];
-            },
-          }),
-        ],
+      // highWaterMark 2: hardLimit 8
+      const executor = executorWith({ highWaterMark: 2 }, {
+        name: 'a',
+        async run(d) {
+          await d.streamChunk({ text: 'a' });
+          for (let i = 0; i < 9; i++) await d.status(`s${i}`);
+          await gate;
+          if (variant === 'superseding streamStart()') await d.streamStart();
+          else {
+            d.cancelStream();
+            await d.status('u');
+          }
+          await d.streamEnd();
+          return [];
+        },
       });
       const run = executor.start(callOf('a'));
       const fast = readAll(run);
@@ -1166,21 +1126,15 @@ describe('regressions: runtime bugs found by the properties', () => {
   it('bug H2: when a stream-start is refused, no stream-end is sent for it', async () => {
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
-    const executor = new ActionExecutor({
-      logger: silentLogger,
-      run: { highWaterMark: 2 },
-      actions: [
-        defineAction({
-          name: 'a',
-          async run(d) {
-            await d.streamChunk({ text: 'a' });
-            for (let i = 0; i < 9; i++) await d.status(`s${i}`);
-            await gate;
-            await d.streamStart(); // refused (bug H1); the action fails
-            return [];
-          },
-        }),
-      ],
+    const executor = executorWith({ highWaterMark: 2 }, {
+      name: 'a',
+      async run(d) {
+        await d.streamChunk({ text: 'a' });
+        for (let i = 0; i < 9; i++) await d.status(`s${i}`);
+        await gate;
+        await d.streamStart(); // refused (bug H1); the action fails
+        return [];
+      },
     });
     const run = executor.start(callOf('a'));
     const fast = readAll(run);
@@ -1197,19 +1151,13 @@ describe('regressions: runtime bugs found by the properties', () => {
   });
 
   it('bug J: a cancel accepted while the result waits for room ends the run cancelled', async () => {
-    const executor = new ActionExecutor({
-      logger: silentLogger,
-      run: { highWaterMark: 2 },
-      actions: [
-        defineAction({
-          name: 'a',
-          run(d) {
-            d.utterMessage({ text: 'a' });
-            d.utterMessage({ text: 'b' });
-            return [];
-          },
-        }),
-      ],
+    const executor = executorWith({ highWaterMark: 2 }, {
+      name: 'a',
+      run(d) {
+        d.utterMessage({ text: 'a' });
+        d.utterMessage({ text: 'b' });
+        return [];
+      },
     });
     const run = executor.start(callOf('a'));
     let accepted: boolean | undefined;
@@ -1225,21 +1173,14 @@ describe('regressions: runtime bugs found by the properties', () => {
   });
 
   it('bug K: a stream-end deferred behind a synchronous call is not sent again after a cancel ended the stream', async () => {
-    const executor = new ActionExecutor({
-      logger: silentLogger,
-      bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_S,
-      run: { highWaterMark: 2 },
-      actions: [
-        defineAction({
-          name: 'a',
-          async run(d) {
-            await d.streamChunk({ text: 'a' });
-            d.utterMessage({ text: 'm1' }); // synchronous: leaves its backpressure for the next call
-            d.utterMessage({ text: 'm2' });
-            return []; // the executor's auto-close stream-end now waits behind that backpressure
-          },
-        }),
-      ],
+    const executor = executorWith({ highWaterMark: 2, bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_S }, {
+      name: 'a',
+      async run(d) {
+        await d.streamChunk({ text: 'a' });
+        d.utterMessage({ text: 'm1' }); // synchronous: leaves its backpressure for the next call
+        d.utterMessage({ text: 'm2' });
+        return []; // the executor's auto-close stream-end now waits behind that backpressure
+      },
     });
     const run = executor.start(callOf('a'));
     const events = await readAll(run, async (event) => {
@@ -1255,22 +1196,15 @@ describe('regressions: runtime bugs found by the properties', () => {
   });
 
   it('bug K′: no stream-end is sent after a cancel for a stream whose stream-start the cancel dropped', async () => {
-    const executor = new ActionExecutor({
-      logger: silentLogger,
-      bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_S,
-      run: { highWaterMark: 7 },
-      actions: [
-        defineAction({
-          name: 'a',
-          async run(d) {
-            await d.streamChunk({ text: 'a' });
-            await d.streamEnd();
-            await d.streamChunk({ text: 'b' }); // stream B
-            d.utterMessage({ text: 'm' }); // synchronous: leaves backpressure pending
-            return []; // B's auto-close end waits behind it
-          },
-        }),
-      ],
+    const executor = executorWith({ highWaterMark: 7, bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_S }, {
+      name: 'a',
+      async run(d) {
+        await d.streamChunk({ text: 'a' });
+        await d.streamEnd();
+        await d.streamChunk({ text: 'b' }); // stream B
+        d.utterMessage({ text: 'm' }); // synchronous: leaves backpressure pending
+        return []; // B's auto-close end waits behind it
+      },
     });
     const run = executor.start(callOf('a'));
     let n = 0;
@@ -1284,21 +1218,15 @@ describe('regressions: runtime bugs found by the properties', () => {
   });
 
   it('bug L: a stream-end deferred behind a synchronous call still comes before the result', async () => {
-    const executor = new ActionExecutor({
-      logger: silentLogger,
-      run: { highWaterMark: 4 },
-      actions: [
-        defineAction({
-          name: 'a',
-          async run(d) {
-            await d.streamStart();
-            for (let i = 0; i < 3; i++) d.utterMessage({ text: `m${i}` }); // lag reaches HWM − 1: a wait is left pending
-            d.cancelStream(); // its stream-end is deferred behind that wait
-            await sleep(10);
-            return [];
-          },
-        }),
-      ],
+    const executor = executorWith({ highWaterMark: 4 }, {
+      name: 'a',
+      async run(d) {
+        await d.streamStart();
+        for (let i = 0; i < 3; i++) d.utterMessage({ text: `m${i}` }); // lag reaches HWM − 1: a wait is left pending
+        d.cancelStream(); // its stream-end is deferred behind that wait
+        await sleep(10);
+        return [];
+      },
     });
     const run = executor.start(callOf('a'));
     const sub = run.subscribe();
@@ -1320,19 +1248,12 @@ describe('regressions: runtime bugs found by the properties', () => {
 
   it('bug M: after a synchronous burst, the result waits for the slow reader even when a cancel released the wait', async () => {
     const hwm = 2;
-    const executor = new ActionExecutor({
-      logger: silentLogger,
-      bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_S,
-      run: { highWaterMark: hwm },
-      actions: [
-        defineAction({
-          name: 'a',
-          run(d) {
-            for (let i = 0; i < 6; i++) d.utterMessage({ text: `m${i}` }); // a synchronous burst, allowed past the mark
-            return [];
-          },
-        }),
-      ],
+    const executor = executorWith({ highWaterMark: hwm, bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_S }, {
+      name: 'a',
+      run(d) {
+        for (let i = 0; i < 6; i++) d.utterMessage({ text: `m${i}` }); // a synchronous burst, allowed past the mark
+        return [];
+      },
     });
     const run = executor.start(callOf('a'));
     const trace = instrument(run);
@@ -1352,20 +1273,13 @@ describe('regressions: runtime bugs found by the properties', () => {
   });
 
   it('bug G: a cancel after the result was emitted does not drop the result', async () => {
-    const executor = new ActionExecutor({
-      logger: silentLogger,
-      bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_S,
-      run: { highWaterMark: 3 },
-      actions: [
-        defineAction({
-          name: 'a',
-          async run(d) {
-            await d.status('a');
-            await d.status('b');
-            return [slotSet('x', 1)];
-          },
-        }),
-      ],
+    const executor = executorWith({ highWaterMark: 3, bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_S }, {
+      name: 'a',
+      async run(d) {
+        await d.status('a');
+        await d.status('b');
+        return [slotSet('x', 1)];
+      },
     });
     const run = executor.start(callOf('a'));
     const events = await readAll(run, async (event) => {

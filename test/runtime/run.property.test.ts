@@ -16,15 +16,8 @@ import { SluiceError } from '../../src/protocol/errors.ts';
 import type { EventInput, SluiceEvent } from '../../src/protocol/events.ts';
 import { isClosingEvent } from '../../src/protocol/events.ts';
 import { Run } from '../../src/runtime/run.ts';
+import { known } from './known-bugs.ts';
 
-/**
- * A flag is on (the bug tolerated) when the bug is still live (`live`: it has a failing regression
- * test below) or when `SLUICE_PROPERTY_TOLERATE` names it (`1` = all), for a runtime that still has
- * a fixed bug. `SLUICE_STRICT_PROPERTIES=1` turns every flag off, live ones included.
- */
-const TOLERATE = new Set((process.env.SLUICE_PROPERTY_TOLERATE ?? '').split(',').map((s) => s.trim()));
-const ALL_STRICT = process.env.SLUICE_STRICT_PROPERTIES === '1';
-const known = (name: string, live = false): boolean => !ALL_STRICT && (TOLERATE.has('1') || TOLERATE.has(name) || live);
 const KNOWN = {
   /** Bug C: a reader whose `after` is beyond every seq handed out loses the closing events on cancel. */
   tailResumeAfterCancel: known('tailResumeAfterCancel'),
