@@ -15,8 +15,15 @@
  * consuming an async token source (the shape of a real model stream). Like for like: the sync
  * generator action against the sync loop, and the action reading the same async source
  * (`source`) against the async-source node; the plain async generator (`async`, which awaits
- * nothing) sits between them. `--lg-n 0` skips LangGraph; `--paths async,source,sync,subscriber`
- * picks the Sluice paths.
+ * nothing) sits between them. `--lg-n 0` skips LangGraph; `--paths floor,async,source,sync,subscriber`
+ * picks the paths besides the raw baselines.
+ *
+ * `floor` runs two yardsticks for the async path, no framework in them: the cheapest wrapper that
+ * hands on an async generator's `[token, null]` items as tokens (`it.next().then(unwrap)`), and
+ * the same with a promise the wrapper settles itself (needed to release a reader blocked in
+ * `next()` when a cancelled generator ignores its signal). What Sluice costs above the second is
+ * its own bookkeeping: the run's event log, the partial text kept for an interrupted commit, the
+ * item count.
  *
  * Then the cold protocol of the reference measurement (`../shared/reference/burr-and-langgraph.md`
  * §3.8: one run of N = 20,000 in a fresh process, no warm-up, so the figure includes the JIT
@@ -35,8 +42,9 @@ const { values } = parseArgs({
     n: { type: 'string', default: '100000,1000000' },
     'lg-n': { type: 'string', default: '100000,1000000' },
     'cold-runs': { type: 'string', default: '7' },
-    /** Sluice paths to run: any of async, source, sync, subscriber. */
-    paths: { type: 'string', default: 'async,source,sync,subscriber' },
+    /** Paths to run besides the raw baselines: any of floor, async, source, sync, subscriber. */
+    paths: { type: 'string', default: 'floor,async,source,sync,subscriber' },
+    help: { type: 'boolean', short: 'h', default: false },
     'cold-n': { type: 'string', default: '20000' },
     /** Internal: time one path in this (fresh) process and print µs/item. */
     child: { type: 'string' },
@@ -44,6 +52,11 @@ const { values } = parseArgs({
     warm: { type: 'string', default: '0' },
   },
 });
+if (values.help) {
+  console.log('node_modules/.bin/node bench/app.ts [--runs 7] [--n 100000,1000000] [--lg-n 100000,1000000 | 0]');
+  console.log('  [--cold-runs 7 | 0] [--cold-n 20000] [--paths floor,async,source,sync,subscriber]');
+  process.exit(0);
+}
 const RUNS = Math.max(5, Number(values.runs));
 const SIZES = values.n.split(',').map(Number);
 const LG_SIZES = values['lg-n'] === '0' ? [] : values['lg-n'].split(',').map(Number);
@@ -64,6 +77,52 @@ async function raw(n: number): Promise<number> {
 /** The `source` action's own code without Sluice: an async generator reading an async source. */
 async function* rawSourceGenerator(n: number): AsyncGenerator<readonly [string, null]> {
   for await (const token of rawGenerator(n)) yield [token, null];
+}
+
+/** What the Sluice actions yield: `[token, null]` tuples, counting characters as they go. */
+async function* tupleGenerator(n: number): AsyncGenerator<readonly [string, null]> {
+  for (let i = 0; i < n; i++) yield [TOKENS[i & 7] as string, null];
+}
+
+const unwrap = (r: IteratorResult<readonly [string, null]>): IteratorResult<string, undefined> =>
+  r.done === true ? { value: undefined, done: true } : { value: r.value[0], done: false };
+
+/** Reads every token from `next` with `for await`. */
+async function readAll(next: () => Promise<IteratorResult<string, undefined>>): Promise<number> {
+  let chars = 0;
+  for await (const token of { [Symbol.asyncIterator]: () => ({ next }) }) chars += token.length;
+  return chars;
+}
+
+/**
+ * Floor 1: the least any framework pays to hand on an async generator's items transformed
+ * (`[token, null]` → token): `it.next().then(unwrap)`, one more microtask per item than the raw loop.
+ */
+function floorWrapper(n: number): Promise<number> {
+  const it = tupleGenerator(n);
+  return readAll(() => it.next().then(unwrap));
+}
+
+/**
+ * Floor 2: floor 1 plus a promise the framework can settle itself, which releasing a reader blocked
+ * in `next()` after the grace period needs (a derived promise cannot be settled from outside).
+ */
+function floorResolvable(n: number): Promise<number> {
+  const it = tupleGenerator(n);
+  let settle: ((r: IteratorResult<string, undefined>) => void) | null = null;
+  const capture = (resolve: (r: IteratorResult<string, undefined>) => void): void => {
+    settle = resolve;
+  };
+  const onResult = (r: IteratorResult<readonly [string, null]>): void => {
+    const resolve = settle as (r: IteratorResult<string, undefined>) => void;
+    settle = null;
+    resolve(unwrap(r));
+  };
+  return readAll(() => {
+    const promise = new Promise(capture);
+    void it.next().then(onResult);
+    return promise;
+  });
 }
 
 async function rawSource(n: number): Promise<number> {
@@ -205,12 +264,16 @@ const median = (xs: number[]): number => {
 
 const RAW = 'raw async generator';
 const RAW_SOURCE = 'raw async generator reading an async source';
+const FLOOR = 'floor: it.next().then(unwrap)';
+const FLOOR_RESOLVABLE = 'floor + a promise the framework settles';
 const SOURCE = 'sluice streamResult (async generator reading an async source)';
 const LG_SYNC = 'LangGraph.js custom mode, node writes in a sync loop';
 const LG_ASYNC = 'LangGraph.js custom mode, node reads an async source';
 const ALL_PATHS: Record<string, { fn: (n: number) => Promise<number>; id: string }> = {
   [RAW]: { fn: raw, id: 'raw' },
   [RAW_SOURCE]: { fn: rawSource, id: 'raw-source' },
+  [FLOOR]: { fn: floorWrapper, id: 'floor' },
+  [FLOOR_RESOLVABLE]: { fn: floorResolvable, id: 'floor' },
   'sluice streamResult (async generator)': { fn: sluice, id: 'async' },
   [SOURCE]: { fn: sluiceSource, id: 'source' },
   'sluice streamResult (sync generator)': { fn: sluiceSync, id: 'sync' },
@@ -284,7 +347,9 @@ function report(title: string, runs: Map<string, number[]>, sizes: number[], lgS
       const over = rawPaths.includes(name) ? null : pairedMedian(xs, runs.get(`${baselineOf(name)}@${n}`) as number[], (x, b) => x - b);
       lines.push(`| ${name} | ${n.toLocaleString('en-US')} | ${fmt(median(xs))} | ${fmt(over)} | ${ratio(xs, LG_SYNC, n)} | ${ratio(xs, LG_ASYNC, n)} |`);
       if (name === 'sluice streamResult (async generator)') {
-        targets.push(`N=${n.toLocaleString('en-US')}: overhead ${fmt(over)} µs/item; vs LangGraph async source ${ratio(xs, LG_ASYNC, n)}, sync loop ${ratio(xs, LG_SYNC, n)}`);
+        const floor = runs.get(`${FLOOR_RESOLVABLE}@${n}`);
+        const aboveFloor = floor === undefined ? '' : `, ${fmt(pairedMedian(xs, floor, (x, f) => x - f))} above floor 2`;
+        targets.push(`N=${n.toLocaleString('en-US')}: overhead ${fmt(over)} µs/item${aboveFloor}; vs LangGraph async source ${ratio(xs, LG_ASYNC, n)}, sync loop ${ratio(xs, LG_SYNC, n)}`);
       }
     }
   }
