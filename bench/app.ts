@@ -35,6 +35,7 @@ import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { Annotation, END, type LangGraphRunnableConfig, START, StateGraph } from '@langchain/langgraph';
 import { ApplicationBuilder, streamingAction } from '../src/app/index.ts';
+import { median } from './http-lib.ts';
 
 const { values } = parseArgs({
   options: {
@@ -255,12 +256,6 @@ async function time(fn: (n: number) => Promise<number>, n: number): Promise<numb
   if (chars === 0) throw new Error('nothing streamed');
   return (ms * 1000) / n; // µs per item
 }
-
-const median = (xs: number[]): number => {
-  const s = xs.slice().sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
 
 const RAW = 'raw async generator';
 const RAW_SOURCE = 'raw async generator reading an async source';

@@ -48,6 +48,32 @@ export function line(label: string, ms: number, chunks: number, unit = 'chunk'):
   return `  ${label.padEnd(26)} ${us.toFixed(3).padStart(8)} µs/${unit}  ${perSecond.toLocaleString('en-US').padStart(12)} ${unit}s/s  (median ${ms.toFixed(1)} ms)`;
 }
 
+/** One path of a transport benchmark's report: its key in the runs, its label, and (raw paths) a target for sluice ÷ it. */
+export interface ReportPath {
+  key: string;
+  label: string;
+  target?: string;
+}
+
+/**
+ * Prints a transport benchmark's result: the title, a {@link line} per path (the last one is
+ * Sluice's), Sluice's ratio to each raw path with its target, `notes`, then every run.
+ */
+export function printComparison(title: string, chunks: number, paths: ReportPath[], times: Record<string, number[]>, notes: string[] = []): void {
+  const ms = new Map(paths.map((path) => [path.key, median(times[path.key] ?? [])]));
+  const sluice = paths[paths.length - 1] as ReportPath;
+  const sluiceMs = ms.get(sluice.key) as number;
+  console.log(title);
+  for (const path of paths) console.log(line(path.label, ms.get(path.key) as number, chunks));
+  for (const path of paths.slice(0, -1)) {
+    const name = `${sluice.key} / ${path.key === 'raw' ? 'raw' : `raw ${path.key}`}`;
+    const target = path.target === undefined ? '' : `  (target ${path.target})`;
+    console.log(`  ratio ${name.padEnd(20)} ${(sluiceMs / (ms.get(path.key) as number)).toFixed(2)}×${target}`);
+  }
+  for (const note of notes) console.log(`  ${note}`);
+  for (const [name, list] of Object.entries(times)) console.log(`  runs (ms) ${name.padEnd(8)} ${list.map((t) => t.toFixed(0)).join(' ')}`);
+}
+
 /** The Rasa call that runs `bench_chunks`. */
 export const benchCall = {
   next_action: 'bench_chunks',

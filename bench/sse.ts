@@ -10,7 +10,7 @@
 import { ActionExecutor } from '../src/runtime/executor.ts';
 import { silentLogger } from '../src/runtime/logger.ts';
 import { SSE_HEADERS, createHttpServer } from '../src/transports/http/index.ts';
-import { benchCall, chunksAction, envInt, frameClient, interleavedRuns, line, median, rawSseServer } from './http-lib.ts';
+import { benchCall, chunksAction, envInt, frameClient, interleavedRuns, printComparison, rawSseServer } from './http-lib.ts';
 
 const N = envInt('N', 200_000);
 const RUNS = envInt('RUNS', 7);
@@ -40,16 +40,16 @@ const times = await interleavedRuns(
   WARMUP,
   RUNS,
 );
-const rawMs = median(times.raw);
-const batchedMs = median(times.batched);
-const sluiceMs = median(times.sluice);
-console.log(`SSE, ${N.toLocaleString('en-US')} chunks to one client, median of ${RUNS} runs after ${WARMUP} warm-up (Node ${process.version})`);
-console.log(line('raw SSE, 1 write/event', rawMs, N));
-console.log(line('raw SSE, 256 events/write', batchedMs, N));
-console.log(line('sluice SSE /webhook/stream', sluiceMs, N));
-console.log(`  ratio sluice / raw          ${(sluiceMs / rawMs).toFixed(2)}×  (target ≤ 2×)`);
-console.log(`  ratio sluice / raw batched  ${(sluiceMs / batchedMs).toFixed(2)}×`);
-for (const [name, list] of Object.entries(times)) console.log(`  runs (ms) ${name.padEnd(8)} ${list.map((t) => t.toFixed(0)).join(' ')}`);
+printComparison(
+  `SSE, ${N.toLocaleString('en-US')} chunks to one client, median of ${RUNS} runs after ${WARMUP} warm-up (Node ${process.version})`,
+  N,
+  [
+    { key: 'raw', label: 'raw SSE, 1 write/event', target: '≤ 2×' },
+    { key: 'batched', label: 'raw SSE, 256 events/write' },
+    { key: 'sluice', label: 'sluice SSE /webhook/stream' },
+  ],
+  times,
+);
 
 await client.close();
 raw.close();

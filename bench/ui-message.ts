@@ -12,7 +12,7 @@ import Fastify from 'fastify';
 import { ActionExecutor } from '../src/runtime/executor.ts';
 import { silentLogger } from '../src/runtime/logger.ts';
 import { UI_MESSAGE_STREAM_HEADERS, uiMessageRoutes } from '../src/channels/ui-message/index.ts';
-import { chunksAction, envInt, frameClient, interleavedRuns, line, median, rawSseServer } from './http-lib.ts';
+import { chunksAction, envInt, frameClient, interleavedRuns, median, printComparison, rawSseServer } from './http-lib.ts';
 
 const N = envInt('N', 100_000);
 const RUNS = envInt('RUNS', 7);
@@ -44,17 +44,17 @@ const times = await interleavedRuns(
   WARMUP,
   RUNS,
 );
-const rawMs = median(times.raw);
-const batchedMs = median(times.batched);
-const sluiceMs = median(times.sluice);
-console.log(`UI message stream, ${N.toLocaleString('en-US')} chunks to one client, median of ${RUNS} runs after ${WARMUP} warm-up (Node ${process.version})`);
-console.log(line('raw SSE, 1 write/part', rawMs, N));
-console.log(line('raw SSE, 256 parts/write', batchedMs, N));
-console.log(line('sluice POST /api/chat', sluiceMs, N));
-console.log(`  sluice µs/chunk ${((sluiceMs * 1000) / N).toFixed(3)}  (target ≤ 3 µs)`);
-console.log(`  ratio sluice / raw batched  ${(sluiceMs / batchedMs).toFixed(2)}×`);
-console.log(`  ratio sluice / raw          ${(sluiceMs / rawMs).toFixed(2)}×`);
-for (const [name, list] of Object.entries(times)) console.log(`  runs (ms) ${name.padEnd(8)} ${list.map((t) => t.toFixed(0)).join(' ')}`);
+printComparison(
+  `UI message stream, ${N.toLocaleString('en-US')} chunks to one client, median of ${RUNS} runs after ${WARMUP} warm-up (Node ${process.version})`,
+  N,
+  [
+    { key: 'raw', label: 'raw SSE, 1 write/part' },
+    { key: 'batched', label: 'raw SSE, 256 parts/write' },
+    { key: 'sluice', label: 'sluice POST /api/chat' },
+  ],
+  times,
+  [`sluice µs/chunk ${((median(times.sluice) * 1000) / N).toFixed(3)}  (target ≤ 3 µs)`],
+);
 
 await client.close();
 raw.close();

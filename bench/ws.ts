@@ -14,7 +14,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { ActionExecutor } from '../src/runtime/executor.ts';
 import { silentLogger } from '../src/runtime/logger.ts';
 import { createHttpServer } from '../src/transports/http/index.ts';
-import { benchCall, chunksAction, envInt, line, median } from './http-lib.ts';
+import { benchCall, chunksAction, envInt, printComparison } from './http-lib.ts';
 
 interface Job {
   url: string;
@@ -99,16 +99,16 @@ if (!isMainThread) {
       times.sluice.push(s);
     }
   }
-  const rawMs = median(times.raw);
-  const corkedMs = median(times.corked);
-  const sluiceMs = median(times.sluice);
-  console.log(`WebSocket, ${N.toLocaleString('en-US')} chunks to one client, median of ${RUNS} runs after ${WARMUP} warm-up (Node ${process.version})`);
-  console.log(line('raw ws, 1 send/event', rawMs, N));
-  console.log(line('raw ws, corked sends', corkedMs, N));
-  console.log(line('sluice /ws', sluiceMs, N));
-  console.log(`  ratio sluice / raw          ${(sluiceMs / rawMs).toFixed(2)}×`);
-  console.log(`  ratio sluice / raw corked   ${(sluiceMs / corkedMs).toFixed(2)}×`);
-  for (const [name, list] of Object.entries(times)) console.log(`  runs (ms) ${name.padEnd(8)} ${list.map((t) => t.toFixed(0)).join(' ')}`);
+  printComparison(
+    `WebSocket, ${N.toLocaleString('en-US')} chunks to one client, median of ${RUNS} runs after ${WARMUP} warm-up (Node ${process.version})`,
+    N,
+    [
+      { key: 'raw', label: 'raw ws, 1 send/event' },
+      { key: 'corked', label: 'raw ws, corked sends' },
+      { key: 'sluice', label: 'sluice /ws' },
+    ],
+    times,
+  );
 
   await worker.terminate();
   raw.close();
