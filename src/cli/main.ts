@@ -5,69 +5,77 @@
  *   sluice serve --actions <module> [--port 5055] [--grpc-port 5056] [--host 127.0.0.1]
  *   sluice dev                       the example assistant on embedded defaults (npm start)
  *   sluice chat [--url http://127.0.0.1:5055] [--action action_assistant]
+ *
+ * Flags are declared in `flags/` (one table per layer); each has an environment variable.
  * @module
  */
 
-import { parseArgs } from 'node:util';
 import { SluiceError } from '../protocol/errors.ts';
 import { chat } from './chat.ts';
+import { coreFlags } from './flags/core.ts';
+import { commandHelp, parseCommandLine } from './flags/parse.ts';
+import type { CommandName, FlagSpec, FlagValues } from './flags/spec.ts';
 import { serve } from './serve.ts';
 
-const USAGE = `Usage:
-  sluice serve --actions <module> [--port 5055] [--grpc-port 5056] [--host 127.0.0.1]
-  sluice dev   [--port 5055] [--grpc-port 5056] [--host 127.0.0.1]
-  sluice chat  [--url http://127.0.0.1:5055] [--action action_assistant]`;
+/** Every flag of every command. */
+const FLAGS: readonly FlagSpec[] = [...coreFlags];
 
-function port(name: string, value: string | undefined, fallback: number): number {
+const SYNOPSIS: Record<CommandName, string> = {
+  serve: 'sluice serve --actions <module> [options]',
+  dev: 'sluice dev [options]   (the example assistant and the playground)',
+  chat: 'sluice chat [options]  (a terminal client of a running server)',
+};
+
+const USAGE = `Usage:
+  ${SYNOPSIS.serve}
+  ${SYNOPSIS.dev}
+  ${SYNOPSIS.chat}
+Run 'sluice <command> --help' for the options of a command.`;
+
+function port(name: string, value: FlagValues[string], fallback: number): number {
   if (value === undefined) return fallback;
+  const text = String(value);
   // Number() reads '' and ' ' as 0, which would silently mean "any free port".
-  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isInteger(n) || n < 0 || n > 65_535) {
-    throw new SluiceError('invalid_argument', `--${name} must be a port number 0–65535 (got '${value}')`);
+    throw new SluiceError('invalid_argument', `--${name} must be a port number 0–65535 (got '${text}')`);
   }
   return n;
 }
 
+function str(value: FlagValues[string]): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
 async function main(argv: string[]): Promise<void> {
-  // The command is the first positional, so `sluice --help` and flags before it work too.
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      actions: { type: 'string' },
-      port: { type: 'string', short: 'p' },
-      'grpc-port': { type: 'string' },
-      host: { type: 'string' },
-      url: { type: 'string' },
-      action: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  });
-  const [command, ...extra] = positionals;
-  if (extra.length > 0) throw new SluiceError('invalid_argument', `Unexpected argument '${extra[0]}'\n${USAGE}`);
-  if (values.help || command === undefined || command === 'help') {
-    process.stdout.write(`${USAGE}\n`);
+  const line = parseCommandLine(argv, FLAGS);
+  const { command, values } = line;
+  if (command !== undefined && command !== 'help' && !(command in SYNOPSIS)) {
+    throw new SluiceError('invalid_argument', `Unknown command '${command}'\n${USAGE}`);
+  }
+  if (line.help || command === undefined || command === 'help') {
+    const known = command !== undefined && command in SYNOPSIS ? (command as CommandName) : undefined;
+    process.stdout.write(`${known ? commandHelp(known, SYNOPSIS[known], FLAGS) : USAGE}\n`);
     return;
   }
   const listen = {
-    host: values.host ?? process.env.SLUICE_HOST ?? '127.0.0.1',
-    port: port('port', values.port ?? process.env.PORT, 5055),
-    grpcPort: port('grpc-port', values['grpc-port'] ?? process.env.SLUICE_GRPC_PORT, 5056),
+    host: str(values.host) ?? '127.0.0.1',
+    port: port('port', values.port, 5055),
+    grpcPort: port('grpc-port', values['grpc-port'], 5056),
   };
-  switch (command) {
-    case 'serve':
-      if (values.actions === undefined) throw new SluiceError('invalid_argument', '--actions <module> is required');
-      await serve({ ...listen, actions: values.actions });
+  switch (command as CommandName) {
+    case 'serve': {
+      const actions = str(values.actions);
+      if (actions === undefined) throw new SluiceError('invalid_argument', '--actions <module> is required');
+      await serve({ ...listen, actions });
       return;
+    }
     case 'dev':
       await serve({ ...listen, actions: new URL('../../examples/index.ts', import.meta.url).pathname, dev: true });
       return;
     case 'chat':
-      await chat({ url: values.url ?? `http://127.0.0.1:${listen.port}`, action: values.action ?? 'action_assistant' });
+      await chat({ url: str(values.url) ?? 'http://127.0.0.1:5055', action: str(values.action) ?? 'action_assistant' });
       return;
-    default:
-      throw new SluiceError('invalid_argument', `Unknown command '${command}'\n${USAGE}`);
   }
 }
 
