@@ -84,6 +84,11 @@ const TIMEOUT = Symbol('grace period over');
 /** Text pieces folded into one string at a time (see Step#keep). */
 const PIECES_PER_BLOCK = 256;
 const NONE = Symbol('none');
+/** Longest run of synchronous pulls of a cancelled sync generator before yielding to the event loop. */
+const SYNC_SLICE_MS = 2;
+
+/** Resolves after the event loop has run its timers and I/O once. */
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 function isAbortLike(error: unknown, signal: AbortSignal): boolean {
   if (error === signal.reason) return true;
@@ -534,6 +539,11 @@ export class StepRun {
   /**
    * After a cancel: keep pulling (items are no longer delivered) until the generator yields or
    * returns its final item, throws, or the grace period — counted from the cancel — is over.
+   *
+   * A sync generator that ignores its signal would otherwise be pulled in one synchronous loop for
+   * the whole grace period, freezing the event loop (timers, sockets, other runs). It is pulled in
+   * slices of at most {@link SYNC_SLICE_MS}, yielding to the event loop between slices, so it
+   * still gets the grace period to produce its final item while everything else keeps running.
    */
   async #finishInterrupted(first?: IteratorResult<unknown, unknown>): Promise<IteratorResult<unknown, undefined>> {
     this.#phase = FINISHING;
@@ -541,11 +551,20 @@ export class StepRun {
     const deadline = this.#abortedAt + this.#core.graceMs;
     let timer: NodeJS.Timeout | undefined;
     let expired: Promise<typeof TIMEOUT> | null = null;
+    let sliceEnd = now() + SYNC_SLICE_MS;
     try {
       let r: IteratorResult<unknown, unknown> | typeof TIMEOUT | undefined = first;
       for (;;) {
         if (r === undefined) {
-          if (now() >= deadline) break;
+          const t = now();
+          if (t >= deadline) break;
+          if (!this.#async && t >= sliceEnd) {
+            await yieldToEventLoop();
+            // Something else may have ended the step meanwhile (it is committed once).
+            if (this.#phase === ENDED) return DONE;
+            sliceEnd = now() + SYNC_SLICE_MS;
+            continue;
+          }
           const pending = iter.next() as IteratorResult<unknown, unknown> | Promise<IteratorResult<unknown, unknown>>;
           if (this.#async) {
             expired ??= new Promise((resolve) => {
