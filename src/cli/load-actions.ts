@@ -5,7 +5,7 @@
 
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { SluiceError } from '../protocol/errors.ts';
 import { type ActionDefinition, isActionDefinition } from '../runtime/action.ts';
 
@@ -35,6 +35,8 @@ export async function loadActionModule(
     const what = info?.isDirectory() === true ? ', which is a directory' : '';
     throw new SluiceError('not_found', `Cannot find the actions module '${specifier}' (looked for ${path}${what})`);
   }
+  const typescript = isFile && TYPESCRIPT_FILE.test(path);
+  if (typescript && !process.features.typescript) throw noTypeStripping(specifier);
   let module: Record<string, unknown>;
   try {
     module = (await import(isFile ? pathToFileURL(path).href : specifier)) as Record<string, unknown>;
@@ -43,7 +45,11 @@ export async function loadActionModule(
     if (code === 'ERR_MODULE_NOT_FOUND' && !isFile) {
       throw new SluiceError('not_found', `Cannot find the actions module '${specifier}' (looked for ${path})`, { cause: error });
     }
-    throw new SluiceError('invalid_argument', `Cannot load the actions module '${specifier}': ${(error as Error).message}`, {
+    if (code === 'ERR_UNKNOWN_FILE_EXTENSION' && typescript) throw noTypeStripping(specifier, error);
+    // The whole stack stays on `cause` (for debug logging); the one line says what and where.
+    const where = errorLocation(error);
+    const message = oneLine(error instanceof Error ? error.message : String(error));
+    throw new SluiceError('invalid_argument', `Cannot load the actions module '${specifier}': ${message}${where ? ` (${where})` : ''}`, {
       cause: error,
     });
   }
@@ -67,4 +73,67 @@ export async function loadActionModule(
     );
   }
   return { actions: [...found.values()], exports: module };
+}
+
+const TYPESCRIPT_FILE = /\.[cm]?ts$/;
+
+/**
+ * The first Node versions that run TypeScript without a flag (type stripping). Node 23 lacks
+ * APIs Sluice uses, so it is not named.
+ */
+export const TYPE_STRIPPING_NODE = '22.18';
+
+/** A TypeScript actions module on a Node that cannot strip types: say which Node, or use `.js`. */
+function noTypeStripping(specifier: string, cause?: unknown): SluiceError {
+  return new SluiceError(
+    'failed_precondition',
+    `Cannot load the actions module '${specifier}': Node ${process.version} does not run TypeScript; ` +
+      `use Node ${TYPE_STRIPPING_NODE} or later (or 24+), or give a compiled .js module`,
+    { cause },
+  );
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/** A stack frame's location: `(file:line:col)` or a bare `at file:line:col`. */
+const FRAME = /^\s*at (?:.*? \()?((?:file:\/\/|\/|[A-Za-z]:\\).*?):(\d+):(\d+)\)?$/;
+/** The first stack line V8/Node give a syntax error: `path:line`. */
+const SYNTAX_HEAD = /^((?:file:\/\/|\/|[A-Za-z]:\\).*):(\d+)$/;
+
+/**
+ * Where an import failed, as `path:line[:col]`: for a syntax error the location Node puts first in
+ * its stack; else the first stack frame in a file, preferring one outside `node_modules` (the
+ * user's own code over the library it called), never one of the CLI's own. Undefined when the stack names no file (a plain-JS
+ * syntax error in an ES module carries no location).
+ */
+export function errorLocation(error: unknown): string | undefined {
+  const stack = (error as { stack?: unknown } | null)?.stack;
+  if (typeof stack !== 'string') return undefined;
+  const lines = stack.split('\n');
+  const head = SYNTAX_HEAD.exec(lines[0] ?? '');
+  if (head !== null) return `${toPath(head[1] as string)}:${head[2]}`;
+  let fallback: string | undefined;
+  for (const line of lines) {
+    const frame = FRAME.exec(line);
+    if (frame === null) continue;
+    const file = toPath(frame[1] as string);
+    if (file.startsWith(CLI_DIR)) break; // the loader and its callers: the module's own frames are above
+    const where = `${file}:${frame[2]}:${frame[3]}`;
+    if (!/[\\/]node_modules[\\/]/.test(where)) return where;
+    fallback ??= where;
+  }
+  return fallback;
+}
+
+/** This folder (the CLI's code): frames from here are never where a module failed. */
+const CLI_DIR = fileURLToPath(new URL('./', import.meta.url));
+
+function toPath(location: string): string {
+  try {
+    return location.startsWith('file://') ? fileURLToPath(location) : location;
+  } catch {
+    return location;
+  }
 }

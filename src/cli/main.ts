@@ -15,6 +15,7 @@ import { chat } from './chat.ts';
 import { coreFlags } from './flags/core.ts';
 import { commandHelp, parseCommandLine } from './flags/parse.ts';
 import type { CommandName, FlagSpec, FlagValues } from './flags/spec.ts';
+import { examplePath } from './package-files.ts';
 import { serve } from './serve.ts';
 
 /** Every flag of every command. */
@@ -71,7 +72,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'dev':
-      await serve({ ...listen, actions: new URL('../../examples/index.ts', import.meta.url).pathname, dev: true });
+      await serve({ ...listen, actions: examplePath('index'), dev: true });
       return;
     case 'chat':
       await chat({ url: str(values.url) ?? 'http://127.0.0.1:5055', action: str(values.action) ?? 'action_assistant' });

@@ -5,7 +5,7 @@
  */
 
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 import { SluiceError } from '../protocol/errors.ts';
@@ -18,9 +18,7 @@ import { createHttpServer } from '../transports/http/index.ts';
 import { uiMessageRoutes } from '../channels/ui-message/index.ts';
 import { sentenceRoutes, voiceWsRoutes } from '../channels/voice/index.ts';
 import { loadActionModule } from './load-actions.ts';
-
-/** The playground page: plain files, no build step, shipped beside `src/` and `dist/`. */
-const WEB_ROOT = fileURLToPath(new URL('../../web/', import.meta.url));
+import { examplePath, WEB_ROOT } from './package-files.ts';
 
 /** Options of {@link startServer}. */
 export interface ServeOptions {
@@ -100,7 +98,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 
 /** `web/` at `/`, and `GET /info` for the page's header line. */
 async function registerPlayground(http: FastifyInstance, executor: ActionExecutor, exports: Record<string, unknown>, logger: Logger): Promise<void> {
-  // A published package ships dist/ only; the API works without the page, so say so and go on.
+  // The page ships in the package (web/); should it be missing, the API works without it: say so and go on.
   if (!existsSync(`${WEB_ROOT}index.html`)) {
     logger.warn({ root: WEB_ROOT }, 'Playground requested but its page is missing; serving the API only');
     return;
@@ -119,8 +117,8 @@ async function registerPlayground(http: FastifyInstance, executor: ActionExecuto
 export async function serve(options: ServeOptions & { dev?: boolean }): Promise<void> {
   const playground = options.playground ?? options.dev === true;
   // The dev server also shows an Application (examples/app.ts), persisted under SLUICE_DATA_DIR.
-  // A computed specifier: the examples are not part of the build (`tsc` must not compile them into dist).
-  const examples = new URL('../../examples/app.ts', import.meta.url).href;
+  // A computed specifier: examples/app.ts from the sources, dist/examples/app.js when installed.
+  const examples = pathToFileURL(examplePath('app')).href;
   const apps =
     options.apps ??
     (options.dev === true ? ((await import(examples)) as { exampleApps(): AppRegistry }).exampleApps() : undefined);

@@ -72,6 +72,8 @@ describe('loadActions', () => {
       dir = await mkdtemp(join(tmpdir(), 'sluice-load-actions-'));
       await writeFile(join(dir, 'bad-syntax.ts'), 'export const broken: number = {;\n');
       await writeFile(join(dir, 'enum.ts'), 'export enum Mode { Fast }\n');
+      await writeFile(join(dir, 'helper.ts'), 'export function connect(): never {\n  throw new Error(\'no database at localhost\');\n}\n');
+      await writeFile(join(dir, 'throws.ts'), "import { connect } from './helper.ts';\n\nexport const db = connect();\n");
     });
     after(async () => {
       await rm(dir, { recursive: true, force: true });
@@ -81,6 +83,19 @@ describe('loadActions', () => {
       const error = await failure(loadActions('bad-syntax.ts', dir));
       assert.equal(error.code, 'invalid_argument');
       assert.match(error.message, /Cannot load the actions module 'bad-syntax\.ts': .*Unexpected token `;`/);
+    });
+
+    test('a module that throws on import: the message and the file and line it was thrown at, in one line; the stack on cause', async () => {
+      const error = await failure(loadActions('throws.ts', dir));
+      assert.equal(error.code, 'invalid_argument');
+      assert.equal(error.message, `Cannot load the actions module 'throws.ts': no database at localhost (${join(dir, 'helper.ts')}:2:9)`);
+      assert.ok(error.cause instanceof Error && error.cause.stack?.includes('throws.ts:3'), 'the whole stack is kept on cause');
+    });
+
+    test('a TypeScript syntax error names the file and line', async () => {
+      const error = await failure(loadActions('bad-syntax.ts', dir));
+      assert.ok(error.message.endsWith(`(${join(dir, 'bad-syntax.ts')}:1)`), error.message);
+      assert.doesNotMatch(error.message, /\n/);
     });
 
     test('syntax that type stripping cannot erase (an enum) says so', async () => {
