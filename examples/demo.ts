@@ -9,11 +9,19 @@ import { actions } from './actions.ts';
 
 const executor = new ActionExecutor({ actions, logger: silentLogger, bargeInTimeoutSeconds: 2 });
 const out = process.stdout;
+// Colours only on a terminal, and not when NO_COLOR is set (https://no-color.org).
+const colour = out.isTTY === true && (process.env.NO_COLOR ?? '') === '';
+// `npm run demo | head` closes the pipe early: that is the end of the demo, not a crash.
+out.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.exit(0);
+});
+const paint = (code: string, text: string): string => (colour ? `\x1b[${code}m${text}\x1b[0m` : text);
 
 function show(event: SluiceEvent): void {
   switch (event.type) {
     case 'status':
-      out.write(`\x1b[2m… ${event.text}\x1b[0m\n`);
+      out.write(`${paint('2', `… ${event.text}`)}\n`);
       break;
     case 'chunk':
       if (event.text !== undefined) out.write(event.text);
@@ -21,16 +29,16 @@ function show(event: SluiceEvent): void {
       if (event.custom) out.write(`\n  ${JSON.stringify(event.custom)}`);
       break;
     case 'stream-end':
-      out.write(event.reason === 'cancelled' ? ' \x1b[33m⏹ interrupted\x1b[0m\n' : '\n');
+      out.write(event.reason === 'cancelled' ? ` ${paint('33', '⏹ interrupted')}\n` : '\n');
       break;
     case 'message':
       out.write(`${String(event.message.text)}\n`);
       break;
     case 'result':
-      out.write(`\x1b[2m  events: ${JSON.stringify(event.events)}\x1b[0m\n`);
+      out.write(`${paint('2', `  events: ${JSON.stringify(event.events)}`)}\n`);
       break;
     case 'error':
-      out.write(`\x1b[31m  error (${event.code}): ${event.message}\x1b[0m\n`);
+      out.write(`${paint('31', `  error (${event.code}): ${event.message}`)}\n`);
       break;
     default:
   }
@@ -44,7 +52,7 @@ process.on('SIGINT', () => {
 
 const tracker = { sender_id: 'demo', slots: { city: 'Paris' } };
 for (const name of ['action_greet', 'action_weather', 'action_story', 'action_card']) {
-  out.write(`\n\x1b[1m> ${name}\x1b[0m\n`);
+  out.write(`\n${paint('1', `> ${name}`)}\n`);
   const run = executor.start({ next_action: name, tracker });
   current = run.id;
   for await (const event of run.subscribe()) show(event);

@@ -1,8 +1,9 @@
 // @ts-check
 /**
- * The Sluice playground: a chat page that calls an action with Rasa's action-call body on
- * `POST /webhook/stream` and renders the run's Sluice events as they arrive. Plain DOM, no build
- * step, no dependencies — it doubles as a readable example of a Sluice SSE client.
+ * The Sluice playground: a chat page that calls an action with Rasa's action-call body and renders
+ * the run's Sluice events as they arrive. Plain DOM, no build step for its users. The run is read
+ * with `sluice/client` (`client.js`, the browser build of src/client): it starts the run detached,
+ * resumes it from the last seq when the connection drops, and stops it with `cancel()`.
  *
  * Everything the server sends is inserted with `textContent` / DOM nodes, never as HTML: action
  * output is untrusted as far as the page is concerned.
@@ -15,75 +16,15 @@
 
 /** @typedef {{ event: string, timestamp: number, text: string }} HistoryEvent */
 
+import { SluiceClient } from './client.js';
+
+/** The server that serves this page. */
+const client = new SluiceClient();
+
 /** Oldest entries of the event log go once it holds this many: a long session must not grow without bound. */
 const MAX_LOG_ENTRIES = 1000;
 /** Length of a tool call's arguments and result in its one-line summary; the details show all of it. */
 const SUMMARY_CHARS = 80;
-
-// ---------------------------------------------------------------------------------------------
-// Server-Sent Events
-
-/**
- * Reads Server-Sent Events from a fetch body. `EventSource` cannot POST, hence a parser here; it
- * follows the WHATWG rules a client needs: lines end with CRLF, LF or CR (a CRLF may be split
- * across reads), `data:` lines join with LF, `:` lines are comments (Sluice's pings), one space
- * after the colon is dropped, and a blank line dispatches the event.
- * @param {ReadableStream<BufferSource>} body
- * @returns {AsyncGenerator<{ id: string, event: string, data: string }>}
- */
-export async function* readSse(body) {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
-  let skipLf = false;
-  /** @type {string[]} */
-  let data = [];
-  let event = '';
-  let id = '';
-  let done = false;
-  try {
-    for (;;) {
-      const step = await reader.read();
-      if (step.done) {
-        done = true;
-        return;
-      }
-      let text = step.value;
-      if (skipLf && text.startsWith('\n')) text = text.slice(1);
-      skipLf = false;
-      buffer += text;
-      let start = 0;
-      for (let i = 0; i < buffer.length; i++) {
-        const c = buffer.charCodeAt(i);
-        if (c !== 10 && c !== 13) continue;
-        const line = buffer.slice(start, i);
-        if (c === 13) {
-          if (i + 1 < buffer.length) {
-            if (buffer.charCodeAt(i + 1) === 10) i++;
-          } else skipLf = true;
-        }
-        start = i + 1;
-        if (line === '') {
-          if (data.length > 0) yield { id, event: event || 'message', data: data.join('\n') };
-          data = [];
-          event = '';
-          continue;
-        }
-        if (line.startsWith(':')) continue;
-        const colon = line.indexOf(':');
-        const name = colon === -1 ? line : line.slice(0, colon);
-        let value = colon === -1 ? '' : line.slice(colon + 1);
-        if (value.startsWith(' ')) value = value.slice(1);
-        if (name === 'data') data.push(value);
-        else if (name === 'event') event = value;
-        else if (name === 'id' && !value.includes('\0')) id = value;
-      }
-      buffer = buffer.slice(start);
-    }
-  } finally {
-    // A reader that stops early hangs up, which the server takes as a disconnect.
-    if (!done) await reader.cancel().catch(() => {});
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Small DOM helpers
@@ -397,6 +338,8 @@ class Reply {
     this.runId = null;
     this.ended = false;
     this.interrupted = false;
+    /** The connection dropped and the client is resuming the run. */
+    this.resuming = false;
     /** @type {Map<string, Bubble>} */
     this.streams = new Map();
     /** @type {Bubble[]} */
@@ -452,9 +395,19 @@ class Reply {
     this.body.append(h('p', { className: 'error', text: message, attrs: { role: 'alert' } }));
   }
 
+  /** The connection dropped; the client resumes the run. @param {number} attempt */
+  reconnecting(attempt) {
+    this.meta.textContent = `connection lost: resuming (attempt ${attempt})…`;
+    this.resuming = true;
+  }
+
   /** @param {SluiceEvent} event */
   handle(event) {
     if (typeof event.runId === 'string') this.runId ??= event.runId;
+    if (this.resuming) {
+      this.resuming = false;
+      this.meta.textContent = 'streaming…';
+    }
     switch (event.type) {
       case 'run-start':
         this.meta.textContent = 'streaming…';
@@ -622,7 +575,7 @@ const state = {
   senderId: newSenderId(),
   /** @type {HistoryEvent[]} */
   history: [],
-  /** @type {{ reply: Reply, controller: AbortController } | null} */
+  /** @type {{ reply: Reply, controller: AbortController, run: import('./client.js').ClientRun } | null} */
   current: null,
 };
 
@@ -662,8 +615,6 @@ async function send(text, shown = text) {
   els.conversation.append(reply.el);
   scrollToBottom();
   const controller = new AbortController();
-  state.current = { reply, controller };
-  updateControls();
 
   const call = {
     next_action: action,
@@ -671,29 +622,14 @@ async function send(text, shown = text) {
     tracker: { sender_id: state.senderId, latest_message: { text }, events: [...state.history], slots: {} },
     domain: {},
   };
+  const run = client.start(call, {
+    signal: controller.signal,
+    onReconnect: (info) => reply.reconnecting(info.attempt),
+  });
+  state.current = { reply, controller, run };
+  updateControls();
   try {
-    const response = await fetch('/webhook/stream', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-      body: JSON.stringify(call),
-      signal: controller.signal,
-    });
-    if (!response.ok || response.body === null) {
-      const body = await response.json().catch(() => null);
-      reply.fail(`${typeof body?.error === 'string' ? body.error : 'The server refused the call'} (HTTP ${response.status})`);
-      reply.meta.textContent = 'no run';
-      reply.ended = true;
-      return;
-    }
-    reply.runId = response.headers.get('x-sluice-run-id');
-    for await (const message of readSse(response.body)) {
-      /** @type {SluiceEvent} */
-      let event;
-      try {
-        event = JSON.parse(message.data);
-      } catch {
-        continue;
-      }
+    for await (const event of run) {
       const follow = nearBottom();
       logEvent(event);
       reply.handle(event);
@@ -701,7 +637,13 @@ async function send(text, shown = text) {
       if (follow) scrollToBottom();
     }
   } catch (error) {
-    if (!controller.signal.aborted) reply.fail(`Connection failed: ${error instanceof Error ? error.message : String(error)}`);
+    if (!controller.signal.aborted) {
+      reply.fail(error instanceof Error ? error.message : String(error));
+      if (run.runId === undefined) {
+        reply.meta.textContent = 'no run';
+        reply.ended = true;
+      }
+    }
   } finally {
     reply.finish(controller.signal.aborted);
     state.history.push(...reply.botEvents());
@@ -717,15 +659,10 @@ async function stop() {
   if (current === null) return;
   els.stop.disabled = true;
   try {
-    const runId = current.reply.runId;
-    if (runId === null) {
-      current.controller.abort();
-      return;
-    }
-    // 409 means the run ended meanwhile: nothing left to stop.
-    await fetch(`/runs/${encodeURIComponent(runId)}/cancel`, { method: 'POST' });
+    // 409 (false) means the run ended meanwhile: nothing left to stop.
+    await current.run.cancel();
   } catch {
-    // The server is unreachable; hanging up cancels the run if it is still there.
+    // The server is unreachable: stop reading at least.
     current.controller.abort();
   } finally {
     els.stop.disabled = false;
@@ -737,7 +674,7 @@ async function bargeIn() {
   const open = state.current?.reply.openStream;
   if (open === null || open === undefined || open.responseId === null) return;
   els.bargeIn.disabled = true;
-  await fetch(`/streams/${encodeURIComponent(open.responseId)}/ack`, { method: 'POST' }).catch(() => {});
+  await state.current?.run.ack(open.responseId).catch(() => false);
 }
 
 function reset() {
@@ -748,10 +685,24 @@ function reset() {
   els.message.focus();
 }
 
+/**
+ * Shows the latest run's events: its separator at the top of the log, or the log's end when the
+ * run is shorter than the panel (so a live run goes on being followed). While the panel was
+ * hidden it could not follow, and opening it would otherwise show the oldest run.
+ */
+function scrollLogToLatestRun() {
+  const log = els.events;
+  const separators = log.querySelectorAll('.run-sep');
+  const latest = separators[separators.length - 1];
+  if (latest === undefined) return;
+  log.scrollTop += latest.getBoundingClientRect().top - log.getBoundingClientRect().top;
+}
+
 /** @param {boolean} open */
 function showLog(open) {
   els.eventLog.hidden = !open;
   els.toggleLog.setAttribute('aria-expanded', String(open));
+  if (open) scrollLogToLatestRun();
   try {
     localStorage.setItem('sluice.playground.log', open ? '1' : '0');
   } catch {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { PassThrough, Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { chat, type ChatOptions } from '../../src/cli/chat.ts';
+import { SluiceError } from '../../src/protocol/errors.ts';
 import { startServer, type RunningServer } from '../../src/cli/serve.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 
@@ -110,7 +111,7 @@ describe('chat', () => {
   test('a call the server refuses is shown as an error, and the chat goes on', async () => {
     const { input, output, done } = start({ action: 'action_nope' });
     input.write('hello\n');
-    await output.until("error: 404 {\"error\":\"No registered action found for name 'action_nope'.\",\"action_name\":\"action_nope\"}\n");
+    await output.until("error: The server refused the call: No registered action found for name 'action_nope'. (HTTP 404)\n");
     await output.until('\n> ');
     input.end();
     await ends(done, 'end of input after an error');
@@ -134,6 +135,79 @@ describe('chat', () => {
       else Object.defineProperty(process.stdout, 'isTTY', original);
     }
   });
+});
+
+// Read when examples/index.ts is imported (by startServer): never reach for a real model here.
+process.env.SLUICE_MODEL = 'scripted';
+
+/** SGR escape codes (colours, dim); readline's cursor moves are other sequences. */
+const COLOUR = /\x1b\[[0-9;]*m/;
+
+describe('chat with the assistant (status lines, tool calls, colours)', () => {
+  let server: RunningServer;
+
+  before(async () => {
+    server = await startServer({ actions: 'examples/index.ts', host: '127.0.0.1', port: 0, grpcPort: 0, logger: silentLogger });
+  });
+
+  after(async () => {
+    await server.close();
+  });
+
+  async function converse(output: Capture, text: string, options: Partial<ChatOptions> = {}): Promise<string> {
+    const input = new PassThrough();
+    const done = chat({ url: server.httpUrl, action: 'action_assistant', senderId: 'chat-tools', input, output, ...options });
+    input.end(`${text}\n`);
+    await ends(done, 'piped input', 8_000);
+    return output.text;
+  }
+
+  test('piped: every status line and tool call is a line of its own, never glued to the reply', async () => {
+    const text = await converse(new Capture(), 'weather in Paris');
+    const lines = text.split('\n');
+    const statuses = lines.filter((l) => l.includes('… '));
+    assert.ok(statuses.includes('… Thinking…'), text);
+    assert.ok(statuses.includes('… Checking the weather in Paris…'), text);
+    assert.ok(statuses.every((l) => l.startsWith('… ')), `a status glued to other text:\n${text}`);
+    const tool = lines.findIndex((l) => l === '⚙ get_weather({"city":"Paris"})');
+    assert.ok(tool !== -1, `the tool call has its line:\n${text}`);
+    assert.match(lines.slice(tool + 1).find((l) => l.startsWith('  → ')) ?? '', /^ {2}→ \{"city":"Paris","conditions":"light rain/);
+    assert.ok(!text.includes('\n\n\n'), `no gap after the tool lines:\n${text}`);
+    assert.ok(lines.some((l) => l.startsWith('Let me check the weather in Paris.')), text);
+    assert.match(text, /In Paris it is light rain in the morning, clearing by noon, around 14 °C\.\n/);
+    assert.doesNotMatch(text, /\x1b/, 'no escape codes at all when piped');
+  });
+
+  test('on a terminal the reply has colours, unless NO_COLOR is set', async () => {
+    const terminal = (): Capture => Object.assign(new Capture(), { isTTY: true });
+    const coloured = await converse(terminal(), 'weather in Paris');
+    assert.match(coloured, COLOUR);
+    assert.match(coloured, /\x1b\[36m⚙ get_weather/);
+    const saved = process.env.NO_COLOR;
+    process.env.NO_COLOR = '1';
+    try {
+      const plain = await converse(terminal(), 'weather in Paris');
+      assert.doesNotMatch(plain, COLOUR, 'NO_COLOR: no colour codes');
+      assert.match(plain, /⚙ get_weather/);
+    } finally {
+      if (saved === undefined) delete process.env.NO_COLOR;
+      else process.env.NO_COLOR = saved;
+    }
+  });
+});
+
+test('--url to a dead server: "cannot connect to <URL>" before any prompt', async () => {
+  const server = await startServer({ actions: 'examples/actions.ts', host: '127.0.0.1', port: 0, grpcPort: 0, logger: silentLogger });
+  const url = server.httpUrl;
+  await server.close();
+  const output = new Capture();
+  await assert.rejects(chat({ url, action: 'action_chat', input: new PassThrough(), output }), (error: SluiceError) => {
+    assert.ok(SluiceError.isInstance(error));
+    assert.equal(error.code, 'unavailable');
+    assert.match(error.message, new RegExp(`^cannot connect to ${url.replace(/\./g, '\\.')} \\(ECONNREFUSED\\)$`));
+    return true;
+  });
+  assert.equal(output.text, '', 'no banner, no prompt');
 });
 
 /** The replies' runs have ended (a reader may close before the server finished with the run). */

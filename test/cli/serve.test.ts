@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { startServer } from '../../src/cli/serve.ts';
-import { readSseEvents } from '../../src/cli/sse-client.ts';
+import { readSseEvents } from '../../src/client/sse.ts';
 import type { SluiceEvent } from '../../src/protocol/events.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { ActionService } from '../../src/transports/grpc/gen/action_webhook_pb.ts';

@@ -9,8 +9,9 @@ import assert from 'node:assert/strict';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { Code, ConnectError, type Client } from '@connectrpc/connect';
 import { WebSocket } from 'ws';
-import { readSseEvents } from '../../src/cli/sse-client.ts';
+import { readSseEvents } from '../../src/client/sse.ts';
 import { SluiceError } from '../../src/protocol/errors.ts';
+import { parseEvent } from '../../src/protocol/schemas.ts';
 import type { SluiceEvent } from '../../src/protocol/events.ts';
 import { isResponseId } from '../../src/protocol/ids.ts';
 import type { ActionExecutor } from '../../src/runtime/executor.ts';
@@ -221,7 +222,7 @@ const sse: Wire = {
     assert.ok(response.body !== null);
     const events: SluiceEvent[] = [];
     let barged = false;
-    for await (const event of readSseEvents(response.body)) {
+    for await (const event of readSseEvents(response.body, { parse: parseEvent })) {
       events.push(event);
       if (c.scenario.bargeIn !== undefined && !barged && event.type === 'chunk') {
         barged = true;

@@ -8,12 +8,14 @@
 
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { type RunningServer, startServer } from '../../src/cli/serve.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
+import { buildWebClient } from '../../scripts/build-web.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -42,6 +44,7 @@ interface PageElement {
   src?: string;
   querySelector(selector: string): PageElement | null;
   querySelectorAll(selector: string): ArrayLike<PageElement>;
+  getBoundingClientRect(): Rect;
 }
 declare const document: {
   querySelector(selector: string): PageElement | null;
@@ -50,6 +53,10 @@ declare const document: {
   documentElement: { scrollWidth: number; clientWidth: number };
 };
 declare const window: { seen?: string[] };
+interface Rect {
+  top: number;
+  bottom: number;
+}
 declare const MutationObserver: new (callback: () => void) => { observe(target: PageElement, options: Record<string, boolean>): void };
 
 // Read when examples/index.ts is imported (by startServer): never reach for a real model here.
@@ -62,6 +69,37 @@ function lastReplyText(page: Page): Promise<string> {
     const reply = replies[replies.length - 1];
     return reply === undefined ? '' : Array.from(reply.querySelectorAll('.bubble .seg'), (s) => s.textContent ?? '').join('|');
   });
+}
+
+/** A TCP proxy in front of the server whose open connections a test can cut, as a network failure would. */
+async function startProxy(target: string): Promise<{ url: string; cut(): void; close(): Promise<void> }> {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set<net.Socket>();
+  const track = (socket: net.Socket): void => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  };
+  const proxy = net.createServer((client) => {
+    const upstream = net.connect(Number(port), hostname);
+    track(client);
+    track(upstream);
+    client.pipe(upstream).pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const address = proxy.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    cut() {
+      for (const socket of sockets) socket.destroy();
+    },
+    async close() {
+      const closed = new Promise<void>((resolve) => proxy.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
 }
 
 async function send(page: Page, text: string): Promise<void> {
@@ -100,6 +138,8 @@ describe('playground page', { skip, timeout: 60_000 }, () => {
 
   before(async () => {
     assert.ok(existsSync(CHROMIUM), `chromium is required in CI at ${CHROMIUM} (apt-get install chromium)`);
+    // The page imports the browser build of sluice/client: build it from the current source.
+    await buildWebClient();
     server = await startServer({ actions: 'examples/index.ts', host: '127.0.0.1', port: 0, grpcPort: 0, logger: silentLogger, playground: true });
     profile = mkdtempSync(join(tmpdir(), 'sluice-chromium-'));
     context = await chromium.launchPersistentContext(profile, {
@@ -119,7 +159,7 @@ describe('playground page', { skip, timeout: 60_000 }, () => {
   /** Script errors and failed loads (console errors) of each page: a page that works has none. */
   const problems = new WeakMap<Page, string[]>();
 
-  async function open(): Promise<Page> {
+  async function open(base = server.httpUrl): Promise<Page> {
     const page = await context.newPage();
     page.setDefaultTimeout(8_000);
     const seen: string[] = [];
@@ -128,7 +168,7 @@ describe('playground page', { skip, timeout: 60_000 }, () => {
     page.on('console', (message) => {
       if (message.type() === 'error') seen.push(message.text());
     });
-    await page.goto(`${server.httpUrl}/`);
+    await page.goto(`${base}/`);
     await page.waitForSelector('body[data-ready="true"]');
     return page;
   }
@@ -229,7 +269,7 @@ describe('playground page', { skip, timeout: 60_000 }, () => {
     const page = await open();
     const calls: { next_action: string; tracker: { latest_message: { text: string }; events: { event: string; text: string }[] } }[] = [];
     page.on('request', (request) => {
-      if (request.url().endsWith('/webhook/stream')) calls.push(JSON.parse(request.postData() ?? 'null'));
+      if (new URL(request.url()).pathname === '/webhook/stream') calls.push(JSON.parse(request.postData() ?? 'null'));
     });
     await page.selectOption('#action', 'action_story');
     await send(page, 'tell me a story');
@@ -280,7 +320,8 @@ describe('playground page', { skip, timeout: 60_000 }, () => {
       { type: 'run-end', reason: 'error' },
     ].map((e, i) => ({ ...e, runId, seq: i + 1 }));
     const body = `: ping\r\n\r\n${events.map((e) => `id: ${e.seq}\r\nevent: ${e.type}\r\ndata: ${JSON.stringify(e)}\r\n\r\n`).join('')}`;
-    await page.route('**/webhook/stream', (route) =>
+    // The playground starts runs detached (resumable): `?detach=true`.
+    await page.route('**/webhook/stream?detach=true', (route) =>
       route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream', 'x-sluice-run-id': runId }, body }),
     );
     await send(page, 'opening hours?');
@@ -309,5 +350,49 @@ describe('playground page', { skip, timeout: 60_000 }, () => {
     assert.equal(overflow, 0, 'no horizontal scrolling in a narrow window');
     assert.deepEqual(problemsOf(page), []);
     await page.close();
+  });
+  test('the event log opens on the latest run, not the oldest', async () => {
+    const page = await open();
+    if ((await page.getAttribute('#toggle-log', 'aria-expanded')) === 'true') await page.click('#toggle-log');
+    await page.selectOption('#action', 'action_story');
+    for (let i = 1; i <= 3; i++) {
+      await send(page, 'tell me a story');
+      await page.waitForSelector(`.turn.bot:nth-of-type(${2 * i})[data-run-end]`, { timeout: 15_000 });
+    }
+    await page.click('#toggle-log');
+    const view = await page.evaluate(() => {
+      const log = document.getElementById('events')!;
+      const box = log.getBoundingClientRect();
+      const seps = Array.from(document.querySelectorAll('#events .run-sep'), (el) => el.getBoundingClientRect());
+      const visible = (r: Rect): boolean => r.bottom > box.top + 1 && r.top < box.bottom - 1;
+      return { runs: seps.length, latest: visible(seps[seps.length - 1]!), first: visible(seps[0]!) };
+    });
+    assert.equal(view.runs, 3);
+    assert.equal(view.latest, true, 'the latest run is in view');
+    assert.equal(view.first, false, 'the log overflows, and the oldest run is scrolled away');
+    assert.deepEqual(problemsOf(page), []);
+    await page.close();
+  });
+
+  test('a connection cut mid-reply is resumed: the reply completes with no word lost or repeated', async () => {
+    const proxy = await startProxy(server.httpUrl);
+    try {
+      const page = await open(proxy.url);
+      await page.selectOption('#action', 'action_story');
+      await send(page, 'tell me a story');
+      await page.waitForFunction(() => (document.querySelector('.turn.bot .seg')?.textContent ?? '').includes('time,'));
+      proxy.cut();
+      await page.waitForSelector('.turn.bot[data-run-end="completed"]', { timeout: 15_000 });
+      assert.equal(await lastReplyText(page), 'Once upon a time, a small stream met a sluice. It learned to wait its turn, and so it never flooded anyone. Want another?');
+      if ((await page.getAttribute('#toggle-log', 'aria-expanded')) !== 'true') await page.click('#toggle-log');
+      const seqs = await page.$$eval('#events li.ev .seq', (items) => items.map((li) => Number(li.textContent)));
+      assert.deepEqual(seqs, seqs.map((_, i) => i + 1), 'every seq once, in order');
+      assert.match((await page.textContent('.turn.bot .meta')) ?? '', /^run completed · /);
+      // The dropped connection shows up as a failed request only: no script error.
+      assert.deepEqual(problemsOf(page).filter((p) => !/net::ERR_|Failed to load resource/.test(p)), []);
+      await page.close();
+    } finally {
+      await proxy.close();
+    }
   });
 });
