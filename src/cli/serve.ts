@@ -17,6 +17,7 @@ import type { AppRegistry } from '../app/registry.ts';
 import { createHttpServer } from '../transports/http/index.ts';
 import { uiMessageRoutes } from '../channels/ui-message/index.ts';
 import { sentenceRoutes, voiceWsRoutes } from '../channels/voice/index.ts';
+import { connectRedisRuns, type RedisRuns } from '../stores/redis-runs.ts';
 import { loadActionModule } from './load-actions.ts';
 import { examplePath, WEB_ROOT } from './package-files.ts';
 
@@ -41,6 +42,8 @@ export interface ServeOptions {
   playground?: boolean;
   /** Applications to serve under `/apps/:appId/…` (see `appRoutes`). */
   apps?: AppRegistry;
+  /** Share runs with other instances through this Redis (`--redis`, `--redis-prefix`). */
+  redis?: { url: string; prefix?: string };
 }
 
 /** A running server. */
@@ -56,7 +59,9 @@ export interface RunningServer {
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger ?? createLogger();
   const { actions, exports } = await loadActionModule(options.actions);
-  const executor = new ActionExecutor({ actions, logger });
+  // Several instances: connect first, so an unreachable Redis stops the start with its URL named.
+  const shared: RedisRuns | undefined = options.redis === undefined ? undefined : await connectRedisRuns({ ...options.redis, logger });
+  const executor = new ActionExecutor({ actions, logger, shared });
   const http = createHttpServer({ executor, apps: options.apps });
   // AI SDK front ends (useChat) talk to /api/chat; it answers with the assistant action when the
   // module has one, else with the chat action.
@@ -92,6 +97,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     grpcAddress: `${host}:${grpcPort}`,
     async close() {
       await Promise.allSettled([executor.close(), grpc.close(), http.close()]);
+      await shared?.close();
     },
   };
 }

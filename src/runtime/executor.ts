@@ -18,6 +18,7 @@ import { Dispatcher } from './dispatcher.ts';
 import type { Logger } from './logger.ts';
 import { createLogger } from './logger.ts';
 import { Run, type RunOptions } from './run.ts';
+import { LOCAL_RUNS, type SharedRuns } from './shared-runs.ts';
 import { StreamRegistry } from './stream-registry.ts';
 import { Tracker } from './tracker.ts';
 
@@ -47,6 +48,13 @@ export interface ExecutorOptions {
    * clients see `str(exc)`). When false the public message is only "Action 'x' failed". Default true.
    */
   exposeActionErrors?: boolean;
+  /**
+   * Where runs are shared with other instances: the event log every run is appended to and the
+   * control bus that carries cancel and barge-in to a run's owner. Default: none (every run lives
+   * in this process only). For several instances pass `await connectRedisRuns({ url })` from
+   * `sluice/stores`; the caller closes it after `executor.close()`.
+   */
+  shared?: SharedRuns;
 }
 
 /** Options of {@link ActionExecutor.start}. */
@@ -60,6 +68,8 @@ export interface StartOptions {
   streaming?: boolean;
   /** Run id to use (default: a UUID). */
   runId?: string;
+  /** The principal starting the run (from authentication); kept as `Run.owner`, on every instance. */
+  owner?: string;
 }
 
 /** Receives every event of a run, in order; the run waits for it (backpressure). */
@@ -98,6 +108,7 @@ export class ActionExecutor {
   #ended = new Map<string, { run: Run; until: number }>();
   #retainMs: number;
   #retainCount: number;
+  #shared: SharedRuns;
 
   constructor(options: ExecutorOptions = {}) {
     this.logger = options.logger ?? createLogger();
@@ -109,6 +120,13 @@ export class ActionExecutor {
     this.#retainCount = options.retainEndedRuns ?? 1_000;
     if (this.#runOptions) new Run(this.#runOptions); // validates the options now, not at the first call
     for (const action of options.actions ?? []) this.register(action);
+    this.#shared = options.shared ?? LOCAL_RUNS;
+    if (this.#shared !== LOCAL_RUNS) {
+      this.#shared.control.listen({
+        cancel: (runId, message) => void this.cancel(runId, message),
+        ack: (responseId) => void this.ack(responseId),
+      });
+    }
   }
 
   /** Adds actions. Throws `already_exists` for a name already registered. */
@@ -150,12 +168,32 @@ export class ActionExecutor {
     const live = this.#runs.get(runId);
     if (live !== undefined) return live;
     const ended = this.#ended.get(runId);
-    if (ended === undefined) return undefined;
+    if (ended === undefined) return this.#shared.log.peek(runId);
     if (ended.until < Date.now()) {
       this.#ended.delete(runId);
-      return undefined;
+      return this.#shared.log.peek(runId);
     }
     return ended.run;
+  }
+
+  /**
+   * A run by id wherever it runs: {@link ActionExecutor.getRun}, else (with `shared`) a copy read
+   * from the shared event log, which replays and follows the run another instance produces.
+   * Rejects with `unavailable` when the shared log cannot be reached.
+   */
+  findRun(runId: string): Promise<Run | undefined> {
+    const run = this.getRun(runId);
+    return run !== undefined ? Promise.resolve(run) : this.#shared.log.open(runId);
+  }
+
+  /**
+   * Barge-in wherever the stream runs: {@link ActionExecutor.ack} here, else (with `shared`) sent
+   * to the instance producing it. True when a live stream was found and acknowledged: at once for a
+   * stream of this instance (and in the embedded mode), else a promise.
+   */
+  acknowledge(responseId: string): boolean | Promise<boolean> {
+    if (this.ack(responseId)) return true;
+    return this.#shared === LOCAL_RUNS ? false : this.#shared.control.ack(responseId);
   }
 
   /**
@@ -166,9 +204,10 @@ export class ActionExecutor {
   start(call: unknown, options: StartOptions = {}): Run {
     const raw = typeof call === 'object' && call !== null ? (call as Record<string, unknown>) : null;
     const actionName = typeof raw?.next_action === 'string' ? raw.next_action : '';
-    const run = new Run({ ...this.#runOptions, id: options.runId, action: actionName, signal: options.signal });
+    const run = new Run({ ...this.#runOptions, id: options.runId, action: actionName, signal: options.signal, owner: options.owner });
     if (this.#runs.has(run.id)) throw new SluiceError('already_exists', `A run with id '${run.id}' is live`);
     this.#runs.set(run.id, run);
+    if (this.#shared !== LOCAL_RUNS) this.#shared.log.append(run);
     const streaming = options.streaming ?? true;
     let resolve!: (event: SluiceEvent) => void;
     this.#outcomes.set(run, new Promise((r) => (resolve = r)));
@@ -235,10 +274,11 @@ export class ActionExecutor {
   /**
    * Stops a run (stop button). `reason` is a message (the cancel is recorded with reason `stop`)
    * or the error to record as is (e.g. a `barge_in` or `disconnect` one). Returns false when the
-   * run is unknown or already ending.
+   * run is unknown or already ending. A run another instance owns (a copy opened by
+   * {@link ActionExecutor.findRun}) is stopped by its owner, through the control bus.
    */
   cancel(runId: string, reason: string | SluiceError = 'Cancelled by the client'): boolean {
-    const run = this.#runs.get(runId);
+    const run = this.#runs.get(runId) ?? this.#shared.log.peek(runId);
     if (run === undefined) return false;
     return run.cancel(typeof reason === 'string' ? new SluiceError('cancelled', reason, { details: { reason: 'stop' } }) : reason);
   }

@@ -22,6 +22,10 @@ export type {
 } from './action.ts';
 export { ActionExecutor } from './executor.ts';
 export type { EventSink, ExecuteOptions, ExecutorOptions, StartOptions } from './executor.ts';
+export { LOCAL_RUNS } from './shared-runs.ts';
+export type { ControlBus, ControlHandler, EventLog, SharedRuns } from './shared-runs.ts';
+export { ReplicaRun } from './replica-run.ts';
+export type { ReplicaSource } from './replica-run.ts';
 export { StreamRegistry } from './stream-registry.ts';
 export { BARGE_IN_TIMEOUT_ENV, DEFAULT_BARGE_IN_TIMEOUT_SECONDS, resolveBargeInTimeout } from './barge-in.ts';
 export { Tracker } from './tracker.ts';

@@ -38,6 +38,8 @@ export interface RunOptions {
   hardLimit?: number;
   /** A parent signal: when it aborts, the run is cancelled. */
   signal?: AbortSignal;
+  /** The principal that started the run (see `StartOptions.owner`). */
+  owner?: string;
 }
 
 /** Lifecycle of a run. */
@@ -68,6 +70,8 @@ export class Run {
   readonly id: string;
   /** Name of the action the run executes. */
   readonly action: string;
+  /** The principal that started the run, if the transport knew it. */
+  readonly owner: string | undefined;
   readonly highWaterMark: number;
   readonly lowWaterMark: number;
   readonly logLimit: number;
@@ -107,6 +111,7 @@ export class Run {
   constructor(options: RunOptions = {}) {
     this.id = options.id ?? newRunId();
     this.action = options.action ?? '';
+    this.owner = options.owner;
     this.highWaterMark = positiveInt('highWaterMark', options.highWaterMark, DEFAULT_HWM);
     if (this.highWaterMark < 2) {
       throw new SluiceError('invalid_argument', `Run option 'highWaterMark' must be at least 2 (got ${this.highWaterMark})`);
@@ -415,6 +420,37 @@ export class Run {
       return;
     }
     (this.#onRead ??= []).push(callback);
+  }
+
+  /**
+   * @internal For a copy of a run another instance produces (`ReplicaRun`): the empty log starts
+   * after `seq`, the events before it are not held here.
+   */
+  protected startAfter(seq: number): void {
+    if (this.log.length !== 0 || this.#lastSeq !== 0) throw new SluiceError('failed_precondition', `Run ${this.id}: startAfter on a run that has events`);
+    this.base = seq;
+    this.deliveredHigh = seq;
+    this.#lastSeq = seq;
+  }
+
+  /**
+   * @internal Appends an event another instance produced, keeping its seq, which must be the next
+   * one (`out_of_range` otherwise: the copy would have a gap). Returns like {@link Run.emit}.
+   */
+  protected replicate(event: SluiceEvent): Promise<void> | undefined {
+    if (this.#state === 'ended') return undefined;
+    if (event.seq !== this.#lastSeq + 1) {
+      throw new SluiceError('out_of_range', `Run ${this.id}: event ${event.seq} follows event ${this.#lastSeq}: the events between are gone`);
+    }
+    this.log.push(event);
+    this.#lastSeq = event.seq;
+    if (event.type === 'result' || event.type === 'error') this.#terminal = event.type;
+    if (event.type === 'run-end') {
+      this.#finish(event);
+      for (const sub of this.subscribers) if (sub.waiting) sub.wake();
+      return undefined;
+    }
+    return this.#afterAppend();
   }
 
   /** @internal A subscriber advanced or left: release an awaiting producer once it caught up. */

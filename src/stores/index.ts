@@ -12,3 +12,5 @@ export { SQLiteTracker } from './sqlite-tracker.ts';
 export type { SQLiteTrackerOptions } from './sqlite-tracker.ts';
 export { defaultDataDir } from './sql.ts';
 export type { SQLiteOptions } from './sql.ts';
+export { RedisRuns, connectRedisRuns } from './redis-runs.ts';
+export type { RedisRunsOptions } from './redis-runs.ts';

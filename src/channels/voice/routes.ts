@@ -13,6 +13,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastif
 import { SluiceError } from '../../protocol/errors.ts';
 import { SseWriter } from '../sse-writer.ts';
 import type { ActionExecutor } from '../../runtime/executor.ts';
+import type { Run } from '../../runtime/run.ts';
 import type { SentenceStreamOptions } from '../../text/options.ts';
 import { SentenceStream } from '../../text/sentence-stream.ts';
 import type { OutputRailsOptions } from './rails.ts';
@@ -59,7 +60,12 @@ export const sentenceRoutes: FastifyPluginAsync<SentenceRoutesOptions> = async (
 
   app.get('/runs/:runId/sentences', { exposeHeadRoute: false }, async (request, reply) => {
     const { runId } = request.params as { runId: string };
-    const run = executor.getRun(runId);
+    let run: Run | undefined;
+    try {
+      run = await executor.findRun(runId);
+    } catch (error) {
+      return reply.code(503).send({ code: 'unavailable', error: (error as Error).message });
+    }
     if (run === undefined) return reply.code(404).send({ code: 'not_found', error: `No run found with id '${runId}'` });
     let after: number;
     try {

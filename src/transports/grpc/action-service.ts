@@ -53,7 +53,7 @@ export function actionServiceImpl(executor: ActionExecutor, logger: Logger): Ser
 
     async ackStreamChunks(request) {
       // Unknown ids are normal (the stream already ended); the executor logs them at debug.
-      executor.ack(request.responseId);
+      await executor.acknowledge(request.responseId);
       return EMPTY;
     },
 

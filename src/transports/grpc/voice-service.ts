@@ -156,7 +156,12 @@ async function* followSentences(
   const runId = request.runId;
   if (runId === '') throw new ConnectError("FollowSentences: 'run_id' is required", Code.InvalidArgument);
   const segmenter = segmenterOf('FollowSentences', request.segmenter);
-  const run = executor.getRun(runId);
+  let run: Run | undefined;
+  try {
+    run = await executor.findRun(runId);
+  } catch (thrown) {
+    throw statusOf(SluiceError.from(thrown), 'FollowSentences');
+  }
   if (run === undefined) throw new ConnectError(`FollowSentences: no run found with id '${runId}'`, Code.NotFound);
   let sub: Subscription;
   try {

@@ -18,7 +18,7 @@ import type { HttpContext } from './context.ts';
 export function registerControlRoutes(app: FastifyInstance, ctx: HttpContext): void {
   app.post('/runs/:runId/cancel', async (request, reply) => {
     const { runId } = request.params as { runId: string };
-    const run = ctx.executor.getRun(runId);
+    const run = await ctx.executor.findRun(runId);
     if (run === undefined) {
       return reply.code(404).send({ error: `No run found with id '${runId}': it never existed or is no longer retained`, code: 'not_found' });
     }
@@ -31,6 +31,6 @@ export function registerControlRoutes(app: FastifyInstance, ctx: HttpContext): v
 
   app.post('/streams/:responseId/ack', async (request) => {
     const { responseId } = request.params as { responseId: string };
-    return { acknowledged: ctx.executor.ack(responseId), responseId };
+    return { acknowledged: await ctx.executor.acknowledge(responseId), responseId };
   });
 }

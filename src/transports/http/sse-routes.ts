@@ -119,9 +119,16 @@ export function streamCall(ctx: HttpContext, request: FastifyRequest, reply: Fas
 }
 
 /** `GET /runs/:runId/events`: replay from the run's log after the resume point, then live events. */
-export function streamRunEvents(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+export async function streamRunEvents(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const { runId } = request.params as { runId: string };
-  const run = ctx.executor.getRun(runId);
+  let run: Run | undefined;
+  try {
+    run = await ctx.executor.findRun(runId);
+  } catch (thrown) {
+    const { status, body } = errorReply(SluiceError.from(thrown));
+    reply.code(status).send(body);
+    return DONE;
+  }
   if (run === undefined) {
     reply.code(404).send({ error: `No run found with id '${runId}': it never existed or is no longer retained`, code: 'not_found' });
     return DONE;

@@ -145,13 +145,13 @@ export class WsSession {
           this.#start(msg);
           break;
         case 'cancel':
-          this.#cancel(msg);
+          this.#settle(this.#cancel(msg));
           break;
         case 'ack':
           this.#ack(msg);
           break;
         case 'resume':
-          this.#resume(msg);
+          this.#settle(this.#resume(msg));
           break;
         default:
           this.#reject(
@@ -218,10 +218,19 @@ export class WsSession {
     else this.#readSentences(run, sub, view.segmenter, -1);
   }
 
-  #cancel(msg: Message): void {
+  /** Reports what an asynchronous command threw, as the synchronous ones do. */
+  #settle(command: Promise<void>): void {
+    command.catch((thrown: unknown) => {
+      const error = SluiceError.from(thrown);
+      if (error.code === 'internal') this.#ctx.logger.error({ err: thrown }, 'WebSocket message failed');
+      this.#reject(error.code, error.message);
+    });
+  }
+
+  async #cancel(msg: Message): Promise<void> {
     const runId = msg.runId;
     if (typeof runId !== 'string') return this.#reject('invalid_argument', "cancel: 'runId' must be a string");
-    const run = this.#ctx.executor.getRun(runId);
+    const run = await this.#ctx.executor.findRun(runId);
     if (run === undefined) return this.#reject('not_found', `cancel: no run found with id '${runId}'`);
     if (!this.#ctx.executor.cancel(runId)) {
       return this.#reject('failed_precondition', `cancel: run '${runId}' ${run.state === 'ended' ? 'has already ended' : 'is already being cancelled'}`);
@@ -232,10 +241,13 @@ export class WsSession {
   #ack(msg: Message): void {
     const responseId = msg.responseId;
     if (typeof responseId !== 'string') return this.#reject('invalid_argument', "ack: 'responseId' must be a string");
-    this.#control({ type: 'acked', responseId, acknowledged: this.#ctx.executor.ack(responseId) });
+    // A stream of this instance is acknowledged at once, before anything still queued goes out.
+    const acknowledged = this.#ctx.executor.acknowledge(responseId);
+    if (typeof acknowledged === 'boolean') return this.#control({ type: 'acked', responseId, acknowledged });
+    this.#settle(acknowledged.then((found) => this.#control({ type: 'acked', responseId, acknowledged: found })));
   }
 
-  #resume(msg: Message): void {
+  async #resume(msg: Message): Promise<void> {
     const { runId, after } = msg;
     if (typeof runId !== 'string') return this.#reject('invalid_argument', "resume: 'runId' must be a string");
     const view = this.#viewOf('resume', msg);
@@ -249,7 +261,7 @@ export class WsSession {
           : "resume: 'after' must be the seq (a non-negative integer) of the last event received",
       );
     }
-    const run = this.#ctx.executor.getRun(runId);
+    const run = await this.#ctx.executor.findRun(runId);
     if (run === undefined) return this.#reject('not_found', `resume: no run found with id '${runId}'`);
     let sub: Subscription;
     try {
