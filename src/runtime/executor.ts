@@ -60,6 +60,8 @@ export interface StartOptions {
   streaming?: boolean;
   /** Run id to use (default: a UUID). */
   runId?: string;
+  /** The principal starting the run: `Run.owner`, checked by the transports (authentication). */
+  owner?: string;
 }
 
 /** Receives every event of a run, in order; the run waits for it (backpressure). */
@@ -166,7 +168,7 @@ export class ActionExecutor {
   start(call: unknown, options: StartOptions = {}): Run {
     const raw = typeof call === 'object' && call !== null ? (call as Record<string, unknown>) : null;
     const actionName = typeof raw?.next_action === 'string' ? raw.next_action : '';
-    const run = new Run({ ...this.#runOptions, id: options.runId, action: actionName, signal: options.signal });
+    const run = new Run({ ...this.#runOptions, id: options.runId, action: actionName, signal: options.signal, owner: options.owner });
     if (this.#runs.has(run.id)) throw new SluiceError('already_exists', `A run with id '${run.id}' is live`);
     this.#runs.set(run.id, run);
     const streaming = options.streaming ?? true;
@@ -230,6 +232,11 @@ export class ActionExecutor {
       return false;
     }
     return run.cancelDelivery(new SluiceError('cancelled', 'Barge-in: the user interrupted the response', { details: { reason: 'barge_in' } }));
+  }
+
+  /** The run streaming `responseId` (what an ack would cancel), for an ownership check before the ack. */
+  runOfStream(responseId: string): Run | undefined {
+    return this.#registry.lookup(responseId);
   }
 
   /**

@@ -16,6 +16,8 @@ export interface RunOptions {
   id?: string;
   /** Name of the action the run executes. */
   action?: string;
+  /** The principal that started the run (see `Run.owner`). */
+  owner?: string;
   /**
    * Most events a subscriber may lag behind the producer (at least 2). A producer waits once the
    * lag reaches `highWaterMark - 1`: the last slot is kept for the `stream-end` a cancel emits at
@@ -68,6 +70,11 @@ export class Run {
   readonly id: string;
   /** Name of the action the run executes. */
   readonly action: string;
+  /**
+   * The id of the principal that started the run; undefined when authentication is off or the run
+   * was started in-process. Transports answer other principals as if the run did not exist.
+   */
+  readonly owner: string | undefined;
   readonly highWaterMark: number;
   readonly lowWaterMark: number;
   readonly logLimit: number;
@@ -107,6 +114,7 @@ export class Run {
   constructor(options: RunOptions = {}) {
     this.id = options.id ?? newRunId();
     this.action = options.action ?? '';
+    this.owner = options.owner;
     this.highWaterMark = positiveInt('highWaterMark', options.highWaterMark, DEFAULT_HWM);
     if (this.highWaterMark < 2) {
       throw new SluiceError('invalid_argument', `Run option 'highWaterMark' must be at least 2 (got ${this.highWaterMark})`);

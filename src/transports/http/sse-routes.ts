@@ -24,6 +24,7 @@ import { SluiceError } from '../../protocol/errors.ts';
 import type { Run } from '../../runtime/run.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
 import { pipeEvents } from '../../channels/pipe-events.ts';
+import { ownerOf, ownedRun } from '../../channels/principal.ts';
 import { carriedHeaders } from '../../channels/request-hooks.ts';
 import { checkActionCall } from './call-check.ts';
 import type { HttpContext } from './context.ts';
@@ -113,7 +114,7 @@ export function streamCall(ctx: HttpContext, request: FastifyRequest, reply: Fas
     reply.code(status).send(payload);
     return DONE;
   }
-  const run = ctx.executor.start(body, { streaming: true });
+  const run = ctx.executor.start(body, { streaming: true, owner: ownerOf(request) });
   // Returned, not awaited: an open stream holds one suspended function (the loop), not two.
   return pipeRunToSse(ctx, reply, run, run.subscribe(), !detach);
 }
@@ -121,7 +122,8 @@ export function streamCall(ctx: HttpContext, request: FastifyRequest, reply: Fas
 /** `GET /runs/:runId/events`: replay from the run's log after the resume point, then live events. */
 export function streamRunEvents(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const { runId } = request.params as { runId: string };
-  const run = ctx.executor.getRun(runId);
+  // Someone else's run is answered exactly like an unknown one.
+  const run = ownedRun(ctx.executor, ownerOf(request), runId);
   if (run === undefined) {
     reply.code(404).send({ error: `No run found with id '${runId}': it never existed or is no longer retained`, code: 'not_found' });
     return DONE;
