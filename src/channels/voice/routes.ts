@@ -11,6 +11,7 @@
 
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { SluiceError } from '../../protocol/errors.ts';
+import { ownerOf, ownedRun } from '../principal.ts';
 import { SseWriter } from '../sse-writer.ts';
 import type { ActionExecutor } from '../../runtime/executor.ts';
 import type { SentenceStreamOptions } from '../../text/options.ts';
@@ -59,7 +60,8 @@ export const sentenceRoutes: FastifyPluginAsync<SentenceRoutesOptions> = async (
 
   app.get('/runs/:runId/sentences', { exposeHeadRoute: false }, async (request, reply) => {
     const { runId } = request.params as { runId: string };
-    const run = executor.getRun(runId);
+    // Someone else's run is answered exactly like an unknown one.
+    const run = ownedRun(executor, ownerOf(request), runId);
     if (run === undefined) return reply.code(404).send({ code: 'not_found', error: `No run found with id '${runId}'` });
     let after: number;
     try {
