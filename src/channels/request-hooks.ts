@@ -55,3 +55,25 @@ export function carriedHeaders(reply: FastifyReply): OutgoingHttpHeaders {
   for (const name in set) if (!DROPPED_HEADERS.has(name.toLowerCase())) headers[name] = set[name];
   return headers;
 }
+
+/** True for a WebSocket upgrade request. */
+export function isWebSocketUpgrade(request: FastifyRequest): boolean {
+  const upgrade = request.headers.upgrade;
+  return typeof upgrade === 'string' && upgrade.toLowerCase() === 'websocket';
+}
+
+/**
+ * Answers a request from an `onRequest` hook with a JSON error. For a WebSocket upgrade the
+ * connection is closed once the answer is out: it was taken from the HTTP server at the upgrade,
+ * so nothing else would close it (and `@fastify/websocket`'s own clean-up only runs for requests
+ * that reached its hook).
+ */
+export function refuseRequest(request: FastifyRequest, reply: FastifyReply, status: number, body: Record<string, unknown>): FastifyReply {
+  if (isWebSocketUpgrade(request)) {
+    const socket = request.raw.socket;
+    reply.header('connection', 'close');
+    reply.raw.once('finish', () => socket.end());
+    reply.raw.once('close', () => socket.destroySoon());
+  }
+  return reply.code(status).send(body);
+}

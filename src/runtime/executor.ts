@@ -68,7 +68,7 @@ export interface StartOptions {
   streaming?: boolean;
   /** Run id to use (default: a UUID). */
   runId?: string;
-  /** The principal starting the run (from authentication); kept as `Run.owner`, on every instance. */
+  /** The principal starting the run: `Run.owner`, checked by the transports (authentication). */
   owner?: string;
 }
 
@@ -83,6 +83,7 @@ export interface ExecuteOptions {
 }
 
 const TIMED_OUT = Symbol('timed out');
+const anyOwner = (): boolean => true;
 const MISSING_DOMAIN =
   'Missing domain context, assistant will retry the request and include the domain in the request payload. For more information please see https://rasa.com/docs/action-server/';
 
@@ -189,11 +190,13 @@ export class ActionExecutor {
   /**
    * Barge-in wherever the stream runs: {@link ActionExecutor.ack} here, else (with `shared`) sent
    * to the instance producing it. True when a live stream was found and acknowledged: at once for a
-   * stream of this instance (and in the embedded mode), else a promise.
+   * stream of this instance (and in the embedded mode), else a promise. `allowed` sees the run's
+   * owner first: a stream whose owner it refuses is answered like an unknown one (false).
    */
-  acknowledge(responseId: string): boolean | Promise<boolean> {
-    if (this.ack(responseId)) return true;
-    return this.#shared === LOCAL_RUNS ? false : this.#shared.control.ack(responseId);
+  acknowledge(responseId: string, allowed: (owner: string | undefined) => boolean = anyOwner): boolean | Promise<boolean> {
+    const run = this.#registry.lookup(responseId);
+    if (run !== undefined) return allowed(run.owner) && this.ack(responseId);
+    return this.#shared === LOCAL_RUNS ? false : this.#shared.control.ack(responseId, allowed);
   }
 
   /**

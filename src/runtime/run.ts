@@ -16,6 +16,8 @@ export interface RunOptions {
   id?: string;
   /** Name of the action the run executes. */
   action?: string;
+  /** The principal that started the run (see `Run.owner`). */
+  owner?: string;
   /**
    * Most events a subscriber may lag behind the producer (at least 2). A producer waits once the
    * lag reaches `highWaterMark - 1`: the last slot is kept for the `stream-end` a cancel emits at
@@ -38,8 +40,6 @@ export interface RunOptions {
   hardLimit?: number;
   /** A parent signal: when it aborts, the run is cancelled. */
   signal?: AbortSignal;
-  /** The principal that started the run (see `StartOptions.owner`). */
-  owner?: string;
 }
 
 /** Lifecycle of a run. */
@@ -70,7 +70,10 @@ export class Run {
   readonly id: string;
   /** Name of the action the run executes. */
   readonly action: string;
-  /** The principal that started the run, if the transport knew it. */
+  /**
+   * The id of the principal that started the run; undefined when authentication is off or the run
+   * was started in-process. Transports answer other principals as if the run did not exist.
+   */
   readonly owner: string | undefined;
   readonly highWaterMark: number;
   readonly lowWaterMark: number;

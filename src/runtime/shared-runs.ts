@@ -44,9 +44,9 @@ export interface ControlBus {
   listen(handler: ControlHandler): void;
   /**
    * Barge-in on a stream this instance does not produce: true when the stream's run is live
-   * somewhere else and the ack was sent to it.
+   * somewhere else, `allowed` accepts its owner, and the ack was sent to it.
    */
-  ack(responseId: string): Promise<boolean>;
+  ack(responseId: string, allowed: (owner: string | undefined) => boolean): Promise<boolean>;
 }
 
 /** The event log and control bus an executor uses (`ExecutorOptions.shared`). */

@@ -207,7 +207,7 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
       listen: (handler) => {
         this.#handler = handler;
       },
-      ack: (responseId) => this.#ack(responseId),
+      ack: (responseId, allowed) => this.#ack(responseId, allowed),
     };
   }
 
@@ -415,9 +415,11 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
     });
   }
 
-  async #ack(responseId: string): Promise<boolean> {
+  async #ack(responseId: string, allowed: (owner: string | undefined) => boolean): Promise<boolean> {
     const runId = await this.#send<string | null>(['GET', this.keys.response(responseId)]);
     if (runId === null) return false;
+    const owner = await this.#send<string | null>(['HGET', this.keys.meta(runId), 'owner']);
+    if (!allowed(owner ?? undefined)) return false;
     return this.#sendControl(runId, { op: 'ack', responseId });
   }
 

@@ -23,6 +23,9 @@
  *   the server from the run's events (not taken from the client) and saved when the run ends, or
  *   at once on stop, with whatever it had (so a reload shows the partial answer). A superseded
  *   run's answer is not saved: the newer request's messages are the history.
+ * - **Ownership.** With authentication on, chats belong to their principal: a chat id is looked up
+ *   among the principal's own chats (the store's key is `<principal>:<chat id>`), so another
+ *   principal's chat is never read, stopped, superseded or overwritten — its id is unknown (404).
  * - **Resume** replays the run from the log's first event (the AI SDK transport expects a replay:
  *   `resumeStreamIsReplay`), then follows live. Resuming readers never cancel the run.
  * @module
@@ -37,6 +40,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { Run } from '../../runtime/run.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
 import { pipeEvents } from '../pipe-events.ts';
+import { ownerOf } from '../principal.ts';
 import { carriedHeaders, dropEmptyBodyType, requestErrorHandler } from '../request-hooks.ts';
 import { assembleMessage } from './assembler.ts';
 import type { CloseReason } from './encoder.ts';
@@ -153,7 +157,8 @@ class ChatEndpoints {
       sendError(reply, SluiceError.from(error, 'invalid_argument', 'Invalid chat request'));
       return;
     }
-    const current = this.#active.get(chat.id);
+    const key = chatKey(request, chat.id);
+    const current = this.#active.get(key);
     if (current !== undefined) {
       if (this.#onBusy === 'reject') {
         reply.code(409).send({
@@ -164,7 +169,7 @@ class ChatEndpoints {
         return;
       }
       current.closed = true;
-      this.#active.delete(chat.id);
+      this.#active.delete(key);
       current.run.cancel(new SluiceError('cancelled', 'Superseded by a newer message', { details: { reason: 'superseded' } }));
     }
     if (this.#executor.getAction(this.#action) === undefined) {
@@ -172,15 +177,15 @@ class ChatEndpoints {
       reply.code(500).send({ error: 'The chat action is not available', code: 'internal' });
       return;
     }
-    const run = this.#executor.start(buildActionCall(chat.id, chat.messages, { action: this.#action }), { streaming: true });
-    const entry: ActiveChat = { chatId: chat.id, run, history: chat.messages, closed: false };
-    this.#active.set(chat.id, entry);
+    const run = this.#executor.start(buildActionCall(chat.id, chat.messages, { action: this.#action }), { streaming: true, owner: ownerOf(request) });
+    const entry: ActiveChat = { chatId: key, run, history: chat.messages, closed: false };
+    this.#active.set(key, entry);
     const sub = run.subscribe();
     run.done.then(
       () => this.#close(entry, 'completed'),
       () => {},
     );
-    void this.#save(chat.id, chat.messages);
+    void this.#save(key, chat.messages);
     await this.#pipe(reply, run, sub, this.#cancelOnDisconnect);
   }
 
@@ -188,7 +193,7 @@ class ChatEndpoints {
   async resume(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const chatId = chatIdParam(request, reply);
     if (chatId === null) return;
-    const entry = this.#active.get(chatId);
+    const entry = this.#active.get(chatKey(request, chatId));
     if (entry === undefined || entry.run.state === 'ended') {
       reply.code(204).send();
       return;
@@ -218,9 +223,10 @@ class ChatEndpoints {
       sendError(reply, new SluiceError('invalid_argument', 'Invalid stop request: activeStreamId: expected a string'));
       return;
     }
-    const entry = this.#active.get(chatId);
+    const key = chatKey(request, chatId);
+    const entry = this.#active.get(key);
     if (entry === undefined) {
-      if ((await this.#load(chatId)) === undefined) {
+      if ((await this.#load(key)) === undefined) {
         reply.code(404).send({ error: `No chat found with id '${chatId}'`, code: 'not_found' });
         return;
       }
@@ -242,8 +248,9 @@ class ChatEndpoints {
   async messages(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const chatId = chatIdParam(request, reply);
     if (chatId === null) return;
-    const entry = this.#active.get(chatId);
-    const saved = entry === undefined ? await this.#load(chatId) : entry.history;
+    const key = chatKey(request, chatId);
+    const entry = this.#active.get(key);
+    const saved = entry === undefined ? await this.#load(key) : entry.history;
     if (saved === undefined) {
       reply.code(404).send({ error: `No chat found with id '${chatId}'`, code: 'not_found' });
       return;
@@ -337,6 +344,16 @@ function streamHeaders(reply: FastifyReply, runId: string): OutgoingHttpHeaders 
 
 function sendError(reply: FastifyReply, error: SluiceError): void {
   reply.code(HTTP_STATUS[error.code]).send({ error: error.message, code: error.code });
+}
+
+/**
+ * Where a chat lives: its id, prefixed with its principal when authentication is on. Chat ids are
+ * chosen by clients, so each principal has its own: someone else's chat id names another chat,
+ * which this principal can neither read, stop, resume nor overwrite (404 while it has none).
+ */
+function chatKey(request: FastifyRequest, chatId: string): string {
+  const owner = ownerOf(request);
+  return owner === undefined ? chatId : `${encodeURIComponent(owner)}:${chatId}`;
 }
 
 function chatIdParam(request: FastifyRequest, reply: FastifyReply): string | null {

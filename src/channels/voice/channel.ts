@@ -161,8 +161,8 @@ export class VoiceChannel {
   }
 
   /** Serves a connected socket until it closes. */
-  accept(socket: WebSocket): VoiceSession {
-    const session = new VoiceSession(socket, this.settings, randomUUID());
+  accept(socket: WebSocket, owner?: string): VoiceSession {
+    const session = new VoiceSession(socket, this.settings, randomUUID(), owner);
     this.#sessions.add(session);
     socket.once('close', () => this.#sessions.delete(session));
     return session;

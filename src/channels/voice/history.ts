@@ -39,6 +39,8 @@ export interface VoiceHistoryEntry {
   id: string;
   sessionId: string;
   runId: string;
+  /** The principal whose session it was (absent when authentication is off). */
+  owner?: string;
   kind: 'start' | 'say';
   /** Epoch milliseconds. */
   createdAt: number;
@@ -150,8 +152,8 @@ export class VoiceHistoryStore {
     return this.#entries.get(id);
   }
 
-  /** Entries, newest first, optionally of one session or run. */
-  list(filter: { sessionId?: string; runId?: string; limit?: number } = {}): VoiceHistoryEntry[] {
+  /** Entries, newest first, optionally of one session, run or owner (`null`: entries without one). */
+  list(filter: { sessionId?: string; runId?: string; owner?: string | null; limit?: number } = {}): VoiceHistoryEntry[] {
     const out: VoiceHistoryEntry[] = [];
     const limit = filter.limit ?? Infinity;
     const all = [...this.#entries.values()];
@@ -159,6 +161,7 @@ export class VoiceHistoryStore {
       const e = all[i]!;
       if (filter.sessionId !== undefined && e.sessionId !== filter.sessionId) continue;
       if (filter.runId !== undefined && e.runId !== filter.runId) continue;
+      if (filter.owner !== undefined && e.owner !== (filter.owner ?? undefined)) continue;
       out.push(e);
     }
     return out;

@@ -11,6 +11,7 @@
 
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { SluiceError } from '../../protocol/errors.ts';
+import { ownerOf, ownedRun } from '../principal.ts';
 import { SseWriter } from '../sse-writer.ts';
 import type { ActionExecutor } from '../../runtime/executor.ts';
 import type { Run } from '../../runtime/run.ts';
@@ -60,9 +61,10 @@ export const sentenceRoutes: FastifyPluginAsync<SentenceRoutesOptions> = async (
 
   app.get('/runs/:runId/sentences', { exposeHeadRoute: false }, async (request, reply) => {
     const { runId } = request.params as { runId: string };
+    // Someone else's run is answered exactly like an unknown one.
     let run: Run | undefined;
     try {
-      run = await executor.findRun(runId);
+      run = await ownedRun(executor, ownerOf(request), runId);
     } catch (error) {
       return reply.code(503).send({ code: 'unavailable', error: (error as Error).message });
     }

@@ -133,10 +133,14 @@ export class VoiceSession {
   #closed = false;
   #running = new Set<Promise<void>>();
 
-  constructor(socket: WebSocket, settings: VoiceSettings, id: string) {
+  /** The principal of the socket's upgrade request: it owns the session's runs and history. */
+  readonly owner: string | undefined;
+
+  constructor(socket: WebSocket, settings: VoiceSettings, id: string, owner?: string) {
     this.socket = socket;
     this.#s = settings;
     this.id = id;
+    this.owner = owner;
     socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
     socket.on('close', () => this.#shutdown());
     socket.on('error', () => this.#shutdown());
@@ -212,7 +216,7 @@ export class VoiceSession {
       const error = SluiceError.from(thrown);
       return this.#reject(error.code, error.message);
     }
-    const run = this.#s.executor.start(msg.call, { streaming: true });
+    const run = this.#s.executor.start(msg.call, { streaming: true, owner: this.owner });
     this.#begin('start', run, common.id, common.allowInterruptions);
   }
 
@@ -222,7 +226,7 @@ export class VoiceSession {
     const text = msg.text;
     if (typeof text !== 'string' || text.trim() === '') return this.#reject('invalid_argument', "say: 'text' must be a non-empty string");
     if (text.length > this.#s.maxSayLength) return this.#reject('invalid_argument', `say: 'text' is longer than ${this.#s.maxSayLength} characters`);
-    this.#begin('say', sayRun(text), common.id, common.allowInterruptions);
+    this.#begin('say', sayRun(text, this.owner), common.id, common.allowInterruptions);
   }
 
   #begin(kind: 'start' | 'say', run: Run, id: string | null, allowInterruptions: boolean): void {
@@ -471,6 +475,7 @@ export class VoiceSession {
     const entry: VoiceHistoryEntry = {
       id: turn.id,
       sessionId: this.id,
+      ...(this.owner === undefined ? {} : { owner: this.owner }),
       runId: turn.run.id,
       kind: turn.kind,
       createdAt: turn.createdAt,
@@ -510,8 +515,8 @@ export class VoiceSession {
 }
 
 /** A finished run holding one whole message: what `say` speaks. */
-function sayRun(text: string): Run {
-  const run = new Run({ action: 'voice_say' });
+function sayRun(text: string, owner: string | undefined): Run {
+  const run = new Run({ action: 'voice_say', owner });
   run.emit({ type: 'run-start', action: 'voice_say', at: Date.now() });
   const message = buildMessage({ text });
   run.emit({ type: 'message', message });

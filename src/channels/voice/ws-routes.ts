@@ -11,6 +11,7 @@
 
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { SluiceError } from '../../protocol/errors.ts';
+import { mayAccess, ownerOf } from '../principal.ts';
 import { VoiceChannel } from './channel.ts';
 import type { VoiceChannelOptions } from './channel.ts';
 
@@ -20,6 +21,13 @@ export type VoiceWsRoutesOptions = ({ channel: VoiceChannel } | VoiceChannelOpti
   path?: string;
   /** Path of the history routes. Default `/voice/history`. */
   historyPath?: string;
+  /**
+   * Without authentication, let `GET <historyPath>` list every session's turns. Default false: an
+   * anonymous listing must name a `sessionId` or `runId` (random ids, so capabilities), since a
+   * listing of everything would show every user's run ids and text. With authentication a
+   * principal only ever lists its own sessions' turns.
+   */
+  listing?: boolean;
 };
 
 function checkPath(name: string, value: unknown, fallback: string): string {
@@ -35,7 +43,8 @@ function checkPath(name: string, value: unknown, fallback: string): string {
  * passed in belongs to the caller.
  */
 export const voiceWsRoutes: FastifyPluginAsync<VoiceWsRoutesOptions> = async (app: FastifyInstance, options: VoiceWsRoutesOptions) => {
-  const { path, historyPath, ...rest } = options as VoiceWsRoutesOptions & Record<string, unknown>;
+  const { path, historyPath, listing, ...rest } = options as VoiceWsRoutesOptions & Record<string, unknown>;
+  if (listing !== undefined && typeof listing !== 'boolean') throw new SluiceError('invalid_argument', "voiceWsRoutes: option 'listing' must be a boolean");
   const socketPath = checkPath('path', path, '/voice/ws');
   const historyRoot = checkPath('historyPath', historyPath, '/voice/history');
   const given = (rest as { channel?: unknown }).channel;
@@ -53,12 +62,14 @@ export const voiceWsRoutes: FastifyPluginAsync<VoiceWsRoutesOptions> = async (ap
   if (!app.hasDecorator('websocketServer')) {
     throw new SluiceError('failed_precondition', 'voiceWsRoutes: register @fastify/websocket before the voice routes');
   }
-  app.get(socketPath, { websocket: true }, (socket) => {
-    channel.accept(socket);
+  app.get(socketPath, { websocket: true }, (socket, request) => {
+    channel.accept(socket, ownerOf(request));
   });
   app.get(`${historyRoot}/:turnId`, async (request, reply) => {
     const { turnId } = request.params as { turnId: string };
-    const entry = channel.history.get(turnId);
+    const found = channel.history.get(turnId);
+    // Another principal's turn is answered exactly like an unknown one.
+    const entry = found !== undefined && mayAccess(found.owner, ownerOf(request)) ? found : undefined;
     if (entry === undefined) return reply.code(404).send({ code: 'not_found', error: `No history for turn '${turnId}'` });
     return entry;
   });
@@ -66,7 +77,15 @@ export const voiceWsRoutes: FastifyPluginAsync<VoiceWsRoutesOptions> = async (ap
     const q = (request.query ?? {}) as Record<string, string | undefined>;
     const limit = q.limit === undefined ? 50 : Number(q.limit);
     if (!Number.isInteger(limit) || limit < 1) return reply.code(400).send({ code: 'invalid_argument', error: "'limit' must be a positive integer" });
-    const filter: { runId?: string; sessionId?: string; limit: number } = { limit };
+    const owner = ownerOf(request);
+    if (owner === undefined && listing !== true && q.runId === undefined && q.sessionId === undefined) {
+      return reply.code(404).send({
+        code: 'not_found',
+        error: `Listing every voice session's history is off: name a ?sessionId= or ?runId=, or enable listing (--enable-listing / voiceWsRoutes({ listing: true }))`,
+      });
+    }
+    // A principal lists its own turns only; anonymous requests see only entries without an owner.
+    const filter: { runId?: string; sessionId?: string; owner: string | null; limit: number } = { limit, owner: owner ?? null };
     if (q.runId !== undefined) filter.runId = q.runId;
     if (q.sessionId !== undefined) filter.sessionId = q.sessionId;
     return { entries: channel.history.list(filter) };

@@ -31,6 +31,10 @@
  *   the step that `…/state` shows running.
  * - **Without a tracker** `GET /apps/:appId/runs` answers `{ appId, tracked: false, runs: [] }`
  *   rather than 404: the app exists, it just keeps no records.
+ * - **Ownership.** With authentication on, app instances belong to their principal: the registry
+ *   is asked for `<principal>:<appId>`, so the same app id used by another principal is another
+ *   instance (its own state, persisted under its own key), and someone else's is never reached.
+ *   Without authentication an app id is a capability: choose random ones.
  * - **Closing the server** ends the open streams and cancels the steps this plugin started
  *   (detached ones too), waiting for their commits, so none is left half done.
  * @module
@@ -43,6 +47,7 @@ import type { Application } from '../../app/application.ts';
 import type { StreamingResultContainer } from '../../app/container.ts';
 import type { AppRegistry } from '../../app/registry.ts';
 import { pipeEvents } from '../../channels/pipe-events.ts';
+import { ownerOf } from '../../channels/principal.ts';
 import { carriedHeaders, dropEmptyBodyType, requestErrorHandler } from '../../channels/request-hooks.ts';
 import { HTTP_STATUS, SluiceError } from '../../protocol/errors.ts';
 import { createLogger, type Logger } from '../../runtime/logger.ts';
@@ -194,7 +199,7 @@ class AppEndpoints {
       sendError(reply, SluiceError.from(thrown, 'invalid_argument', 'Invalid request'));
       return;
     }
-    const app = await this.#resolve(appId, reply);
+    const app = await this.#resolve(request, appId, reply);
     if (app === null) return;
 
     // From here to `#active.set` nothing awaits: two POSTs cannot both find the app idle.
@@ -318,12 +323,12 @@ class AppEndpoints {
   async state(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const appId = appIdParam(request, reply);
     if (appId === null) return;
-    const app = await this.#resolve(appId, reply);
+    const app = await this.#resolve(request, appId, reply);
     if (app === null) return;
     const busy = this.#busyRun(app);
     const last = app.lastStep;
     reply.send({
-      appId: app.appId,
+      appId,
       partitionKey: app.partitionKey,
       sequenceId: app.sequenceId,
       position: app.position,
@@ -345,16 +350,16 @@ class AppEndpoints {
       sendError(reply, SluiceError.from(thrown));
       return;
     }
-    const app = await this.#resolve(appId, reply);
+    const app = await this.#resolve(request, appId, reply);
     if (app === null) return;
     const tracker = this.#apps.tracker;
     if (tracker === undefined || tracker === null) {
-      reply.send({ appId: app.appId, tracked: false, runs: [] });
+      reply.send({ appId, tracked: false, runs: [] });
       return;
     }
     const options = limit === undefined ? { partitionKey: app.partitionKey } : { partitionKey: app.partitionKey, limit };
     try {
-      reply.send({ appId: app.appId, tracked: true, runs: await tracker.listRuns(app.appId, options) });
+      reply.send({ appId, tracked: true, runs: await tracker.listRuns(app.appId, options) });
     } catch (thrown) {
       this.#sendThrown(reply, thrown, appId);
     }
@@ -392,10 +397,10 @@ class AppEndpoints {
     entry.release();
   }
 
-  async #resolve(appId: string, reply: FastifyReply): Promise<Application | null> {
+  async #resolve(request: FastifyRequest, appId: string, reply: FastifyReply): Promise<Application | null> {
     let app: Application | null | undefined;
     try {
-      app = await this.#apps.get(appId);
+      app = await this.#apps.get(appKey(request, appId));
     } catch (thrown) {
       this.#sendThrown(reply, thrown, appId);
       return null;
@@ -411,12 +416,12 @@ class AppEndpoints {
   async #findRun(request: FastifyRequest, reply: FastifyReply): Promise<{ appId: string; app: Application; run: Run } | null> {
     const appId = appIdParam(request, reply);
     if (appId === null) return null;
-    const app = await this.#resolve(appId, reply);
+    const app = await this.#resolve(request, appId, reply);
     if (app === null) return null;
     const { runId } = request.params as { runId: string };
     const run = app.getRun(runId);
     if (run === undefined) {
-      sendError(reply, new SluiceError('not_found', `App '${app.appId}' has no run with id '${runId}': it never existed or is no longer retained`));
+      sendError(reply, new SluiceError('not_found', `App '${appId}' has no run with id '${runId}': it never existed or is no longer retained`));
       return null;
     }
     return { appId, app, run };
@@ -474,6 +479,17 @@ class AppEndpoints {
       writer.end();
     }
   }
+}
+
+/**
+ * The id the registry is asked for: the URL's app id, prefixed with the principal when
+ * authentication is on. App ids are chosen by clients, so each principal has its own: another
+ * principal's app id names another app instance (built and persisted under its own key), never
+ * theirs.
+ */
+function appKey(request: FastifyRequest, appId: string): string {
+  const owner = ownerOf(request);
+  return owner === undefined ? appId : `${encodeURIComponent(owner)}:${appId}`;
 }
 
 function appIdParam(request: FastifyRequest, reply: FastifyReply): string | null {

@@ -1,6 +1,6 @@
 /**
- * Request bodies: every body is read as JSON whatever its content type (Rasa's Sanic server reads
- * `request.json` the same way), after inflating `Content-Encoding: deflate` (Rasa's own client
+ * Request bodies: every body is read as JSON (the cross-site hook has already refused any other
+ * content type with 415, see `cross-site.ts`), after inflating `Content-Encoding: deflate` (Rasa's own client
  * sends zlib-compressed bodies) or `gzip`. The size limit applies to the bytes received and again
  * to the inflated bytes, so a small compressed body cannot expand without bound.
  * @module
@@ -13,7 +13,7 @@ import { INVALID_BODY, httpError } from './errors.ts';
 /** Fastify's error code for a body over the limit (its message does not say the limit). */
 export const BODY_TOO_LARGE = 'FST_ERR_CTP_BODY_TOO_LARGE';
 
-/** Replaces Fastify's parsers with one that reads any body as JSON (see the module comment). */
+/** Replaces Fastify's parsers with one that reads every body as JSON (see the module comment). */
 export function registerBodyParser(app: FastifyInstance, bodyLimit: number): void {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeAllContentTypeParsers();

@@ -5,6 +5,7 @@
  */
 
 import type { FastifyInstance } from 'fastify';
+import { ackOwned, ownerOf, ownedRun } from '../../channels/principal.ts';
 import type { HttpContext } from './context.ts';
 
 /**
@@ -14,11 +15,12 @@ import type { HttpContext } from './context.ts';
  * - `POST /streams/:responseId/ack` (barge-in, Rasa's `AckStreamChunks`): always 200,
  *   `{ acknowledged }` says whether a live stream was found and its run cancelled. As in Rasa, an
  *   ack that arrives after the stream's end was delivered finds nothing and is not an error.
+ * Someone else's run or stream is answered exactly like an unknown one (404, `acknowledged: false`).
  */
 export function registerControlRoutes(app: FastifyInstance, ctx: HttpContext): void {
   app.post('/runs/:runId/cancel', async (request, reply) => {
     const { runId } = request.params as { runId: string };
-    const run = await ctx.executor.findRun(runId);
+    const run = await ownedRun(ctx.executor, ownerOf(request), runId);
     if (run === undefined) {
       return reply.code(404).send({ error: `No run found with id '${runId}': it never existed or is no longer retained`, code: 'not_found' });
     }
@@ -31,6 +33,6 @@ export function registerControlRoutes(app: FastifyInstance, ctx: HttpContext): v
 
   app.post('/streams/:responseId/ack', async (request) => {
     const { responseId } = request.params as { responseId: string };
-    return { acknowledged: await ctx.executor.acknowledge(responseId), responseId };
+    return { acknowledged: await ackOwned(ctx.executor, ownerOf(request), responseId), responseId };
   });
 }

@@ -6,7 +6,11 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { AppRegistry } from '../../app/registry.ts';
 import type { ActionExecutor } from '../../runtime/executor.ts';
+import { Authenticator, type AuthOptions } from '../auth.ts';
+import { serverTlsOptions, type TlsOptions } from '../tls.ts';
 import { appRoutes } from './app-routes.ts';
+import { registerAuth } from './auth.ts';
+import { registerCrossSite, resolveOrigins } from './cross-site.ts';
 import { BODY_TOO_LARGE, registerBodyParser } from './body.ts';
 import type { HttpContext } from './context.ts';
 import { registerControlRoutes } from './control-routes.ts';
@@ -32,6 +36,19 @@ export interface HttpServerOptions {
   ws?: WsOptions;
   /** Serves these applications under `/apps/:appId/…` (see `app-routes.ts`), with the `sse` settings. */
   apps?: AppRegistry;
+  /**
+   * Authentication of every route but `GET /health` (and `publicPaths`): API keys and/or your own
+   * `authenticate` hook (see `src/transports/auth.ts`). Off (every request anonymous) when neither
+   * is given.
+   */
+  auth?: AuthOptions & { publicPaths?: readonly string[] };
+  /**
+   * CORS origins (Rasa SDK's `--cors`; `*` for any); also the origins WebSocket upgrades may come
+   * from besides the server's own. Default none: no CORS headers, same-origin WebSockets only.
+   */
+  cors?: readonly string[];
+  /** HTTPS (and mTLS with `ca`). Default plain HTTP. */
+  tls?: TlsOptions;
 }
 
 function isLoggerInstance(value: unknown): value is FastifyBaseLogger {
@@ -47,7 +64,10 @@ function isLoggerInstance(value: unknown): value is FastifyBaseLogger {
  * events, or with `view: 'sentences'` its sentences then its `result`/`error` and `run-end`); with
  * `apps`, applications on `/apps/:appId/stream`, `…/state`, `…/runs` and `…/runs/:runId/{events,cancel}`. Every
  * error is JSON with an `error` message; unknown routes get 404. Every request body, on routes you
- * add to the instance too, is read as JSON whatever its content type (as Rasa's server does).
+ * add to the instance too, must be JSON (`Content-Type: application/json` or `+json`, optionally
+ * deflate/gzip-encoded): anything else is 415 (see `cross-site.ts`). With `auth`, every route but
+ * `GET /health` needs credentials (401 otherwise) and runs belong to the principal that started
+ * them: someone else's run id is answered 404, as an unknown one.
  *
  * Disconnect vs cancel: a client that leaves an SSE stream it opened with an action call
  * (`POST /webhook/stream`, or `/webhook` with `Accept: text/event-stream`), or closes the
@@ -71,11 +91,17 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     ws: resolveWsOptions(options.ws, bodyLimit),
     writers: new Set(),
   };
+  const authenticator = new Authenticator(options.auth);
+  const origins = resolveOrigins(options.cors);
+  const https = options.tls === undefined ? {} : { https: serverTlsOptions('createHttpServer', options.tls) };
   const logger = options.logger ?? false;
   const app = (
-    isLoggerInstance(logger) ? Fastify({ bodyLimit, loggerInstance: logger }) : Fastify({ bodyLimit, logger })
+    isLoggerInstance(logger) ? Fastify({ bodyLimit, loggerInstance: logger, ...https }) : Fastify({ bodyLimit, logger, ...https })
   ) as unknown as FastifyInstance;
 
+  // First, at the root: every route added later, by plugins too, goes through them.
+  registerAuth(app, authenticator, { publicPaths: options.auth?.publicPaths, logger: ctx.logger });
+  registerCrossSite(app, origins);
   registerBodyParser(app, bodyLimit);
 
   app.setNotFoundHandler((request, reply) => {

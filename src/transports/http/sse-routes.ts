@@ -24,6 +24,7 @@ import { SluiceError } from '../../protocol/errors.ts';
 import type { Run } from '../../runtime/run.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
 import { pipeEvents } from '../../channels/pipe-events.ts';
+import { ownerOf, ownedRun } from '../../channels/principal.ts';
 import { carriedHeaders } from '../../channels/request-hooks.ts';
 import { checkActionCall } from './call-check.ts';
 import type { HttpContext } from './context.ts';
@@ -113,7 +114,7 @@ export function streamCall(ctx: HttpContext, request: FastifyRequest, reply: Fas
     reply.code(status).send(payload);
     return DONE;
   }
-  const run = ctx.executor.start(body, { streaming: true });
+  const run = ctx.executor.start(body, { streaming: true, owner: ownerOf(request) });
   // Returned, not awaited: an open stream holds one suspended function (the loop), not two.
   return pipeRunToSse(ctx, reply, run, run.subscribe(), !detach);
 }
@@ -121,9 +122,10 @@ export function streamCall(ctx: HttpContext, request: FastifyRequest, reply: Fas
 /** `GET /runs/:runId/events`: replay from the run's log after the resume point, then live events. */
 export async function streamRunEvents(ctx: HttpContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const { runId } = request.params as { runId: string };
+  // Someone else's run is answered exactly like an unknown one.
   let run: Run | undefined;
   try {
-    run = await ctx.executor.findRun(runId);
+    run = await ownedRun(ctx.executor, ownerOf(request), runId);
   } catch (thrown) {
     const { status, body } = errorReply(SluiceError.from(thrown));
     reply.code(status).send(body);

@@ -10,6 +10,7 @@ import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
 import type { ResolvedWsOptions } from './options.ts';
 import type { HttpContext } from './context.ts';
+import { ownerOf } from '../../channels/principal.ts';
 import { WsSession } from './ws-session.ts';
 
 /**
@@ -41,8 +42,8 @@ export function registerWsRoutes(app: FastifyInstance, ctx: HttpContext): void {
   app.addHook('onClose', async () => {
     clearInterval(heartbeat);
   });
-  app.get('/ws', { websocket: true }, (socket) => {
-    const session = new WsSession(socket, ctx);
+  app.get('/ws', { websocket: true }, (socket, request) => {
+    const session = new WsSession(socket, ctx, ownerOf(request));
     sessions.add(session);
     socket.on('close', () => sessions.delete(session));
   });

@@ -37,6 +37,7 @@ import type { SluiceEvent } from '../../protocol/events.ts';
 import type { Run } from '../../runtime/run.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
 import type { SentenceStreamOptions } from '../../text/options.ts';
+import { ackOwned, ownedRun } from '../../channels/principal.ts';
 import { checkActionCall } from './call-check.ts';
 import type { HttpContext } from './context.ts';
 import { encodingFallback } from '../../channels/sse-writer.ts';
@@ -96,6 +97,8 @@ export class WsSession {
   alive = true;
 
   #ctx: HttpContext;
+  /** The principal of the upgrade request: it owns the runs started here and may use only its own. */
+  #owner: string | undefined;
   /** runId → the subscription this socket reads in the events view (a second resume replaces the first). */
   #subs = new Map<string, Subscription>();
   /** runId → this socket's reader of the run's sentence view (one per run, like `#subs`). */
@@ -105,9 +108,10 @@ export class WsSession {
   #writable: Promise<boolean> | null = null;
   #corked = false;
 
-  constructor(socket: WebSocket, ctx: HttpContext) {
+  constructor(socket: WebSocket, ctx: HttpContext, owner?: string) {
     this.socket = socket;
     this.#ctx = ctx;
+    this.#owner = owner;
     socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
     socket.on('pong', () => {
       this.alive = true;
@@ -207,7 +211,7 @@ export class WsSession {
       if (typeof error.details.actionName === 'string') extra.actionName = error.details.actionName;
       return this.#reject(error.code, `start: ${error.message}`, extra);
     }
-    const run = this.#ctx.executor.start(call, { streaming: true });
+    const run = this.#ctx.executor.start(call, { streaming: true, owner: this.#owner });
     const sub = run.subscribe();
     if (detach !== true) {
       this.#owned.add(run);
@@ -230,7 +234,7 @@ export class WsSession {
   async #cancel(msg: Message): Promise<void> {
     const runId = msg.runId;
     if (typeof runId !== 'string') return this.#reject('invalid_argument', "cancel: 'runId' must be a string");
-    const run = await this.#ctx.executor.findRun(runId);
+    const run = await ownedRun(this.#ctx.executor, this.#owner, runId);
     if (run === undefined) return this.#reject('not_found', `cancel: no run found with id '${runId}'`);
     if (!this.#ctx.executor.cancel(runId)) {
       return this.#reject('failed_precondition', `cancel: run '${runId}' ${run.state === 'ended' ? 'has already ended' : 'is already being cancelled'}`);
@@ -242,7 +246,7 @@ export class WsSession {
     const responseId = msg.responseId;
     if (typeof responseId !== 'string') return this.#reject('invalid_argument', "ack: 'responseId' must be a string");
     // A stream of this instance is acknowledged at once, before anything still queued goes out.
-    const acknowledged = this.#ctx.executor.acknowledge(responseId);
+    const acknowledged = ackOwned(this.#ctx.executor, this.#owner, responseId);
     if (typeof acknowledged === 'boolean') return this.#control({ type: 'acked', responseId, acknowledged });
     this.#settle(acknowledged.then((found) => this.#control({ type: 'acked', responseId, acknowledged: found })));
   }
@@ -261,7 +265,7 @@ export class WsSession {
           : "resume: 'after' must be the seq (a non-negative integer) of the last event received",
       );
     }
-    const run = await this.#ctx.executor.findRun(runId);
+    const run = await ownedRun(this.#ctx.executor, this.#owner, runId);
     if (run === undefined) return this.#reject('not_found', `resume: no run found with id '${runId}'`);
     let sub: Subscription;
     try {

@@ -86,9 +86,19 @@ describe('Rasa HTTP protocol', () => {
     assert.match((bad.json as { error: string }).error, /^Invalid body request/);
   });
 
-  it('reads the body as JSON whatever its content type', async () => {
-    const res = await fetch(`${server.url}/webhook`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify(call('action_hello')) });
-    assert.equal(res.status, 200);
+  it('reads JSON bodies only: another content type is 415 (a cross-site form cannot start actions)', async () => {
+    const body = JSON.stringify(call('action_hello'));
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+      const res = await fetch(`${server.url}/webhook`, { method: 'POST', headers: { 'content-type': type }, body });
+      assert.equal(res.status, 415, type);
+      assert.deepEqual(Object.keys((await res.json()) as object).sort(), ['code', 'error']);
+    }
+    const untyped = await fetch(`${server.url}/webhook`, { method: 'POST', body: new Blob([body]) });
+    assert.equal(untyped.status, 415);
+    for (const type of ['application/json', 'application/json; charset=utf-8', 'application/vnd.rasa+json']) {
+      const res = await fetch(`${server.url}/webhook`, { method: 'POST', headers: { 'content-type': type }, body });
+      assert.equal(res.status, 200, type);
+    }
   });
 
   it('400 naming the field for a malformed call', async () => {
