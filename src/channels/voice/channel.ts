@@ -56,6 +56,11 @@ export interface VoiceChannelOptions {
   stallTimeoutMs?: number;
   /** A late interrupt (after `turn-end`, while the client may still play) is accepted this long after the estimated end of playback, in ms. Default 2,000. */
   lateInterruptGraceMs?: number;
+  /**
+   * A `pause` followed by neither `resume` nor `interrupt` within this many ms resumes by itself
+   * (a false interruption: a cough, "mm-hm", noise). Default 2,000; `Infinity`: never.
+   */
+  falseInterruptionTimeoutMs?: number;
   logger?: Logger;
 }
 
@@ -72,6 +77,7 @@ const KEYS = [
   'highWaterMark',
   'stallTimeoutMs',
   'lateInterruptGraceMs',
+  'falseInterruptionTimeoutMs',
   'logger',
 ] as const;
 
@@ -89,6 +95,7 @@ export interface VoiceSettings {
   highWaterMark: number;
   stallTimeoutMs: number;
   lateInterruptGraceMs: number;
+  falseInterruptionTimeoutMs: number;
   logger: Logger;
 }
 
@@ -99,7 +106,7 @@ export class VoiceChannel {
   readonly tts: TtsEngine;
   /** @internal */
   readonly settings: VoiceSettings;
-  readonly #sessions = new Set<VoiceSession>();
+  readonly #sessions = new Map<string, VoiceSession>();
   readonly #ownsTts: boolean;
 
   /** @throws {SluiceError} `invalid_argument` naming a bad option. */
@@ -148,6 +155,7 @@ export class VoiceChannel {
       highWaterMark: numberOption(who, 'highWaterMark', o.highWaterMark, 1024 * 1024, { min: 1024 }),
       stallTimeoutMs: numberOption(who, 'stallTimeoutMs', o.stallTimeoutMs, 30_000, { min: 1 }),
       lateInterruptGraceMs: numberOption(who, 'lateInterruptGraceMs', o.lateInterruptGraceMs, 2000, { min: 0 }),
+      falseInterruptionTimeoutMs: numberOption(who, 'falseInterruptionTimeoutMs', o.falseInterruptionTimeoutMs, 2000, { min: 1, infinity: true }),
       logger,
     };
     if (this.#ownsTts && this.tts instanceof FliteTts) {
@@ -163,14 +171,19 @@ export class VoiceChannel {
   /** Serves a connected socket until it closes. */
   accept(socket: WebSocket): VoiceSession {
     const session = new VoiceSession(socket, this.settings, randomUUID());
-    this.#sessions.add(session);
-    socket.once('close', () => this.#sessions.delete(session));
+    this.#sessions.set(session.id, session);
+    socket.once('close', () => this.#sessions.delete(session.id));
     return session;
+  }
+
+  /** An open session by id (the `sessionId` of its `turn-start` frames), for the HTTP and gRPC voice controls. */
+  session(id: string): VoiceSession | undefined {
+    return this.#sessions.get(id);
   }
 
   /** Closes every session (their turns are cancelled) and, if the channel made it, the TTS engine. */
   async close(): Promise<void> {
-    for (const session of this.#sessions) session.socket.close(1001, 'Server shutting down');
+    for (const session of this.#sessions.values()) session.socket.close(1001, 'Server shutting down');
     this.#sessions.clear();
     if (this.#ownsTts) await this.tts.close?.();
   }
