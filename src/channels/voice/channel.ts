@@ -15,20 +15,23 @@ import { silentLogger } from '../../runtime/logger.ts';
 import type { SentenceStreamOptions } from '../../text/options.ts';
 import { SentenceStream } from '../../text/sentence-stream.ts';
 import { FliteTts } from './flite.ts';
+import { FLITE_VOICES, type FliteVoice } from './flite-wasi.ts';
 import { VoiceHistoryStore } from './history.ts';
 import type { OutputRailsOptions } from './rails.ts';
 import { resolveRailOptions } from './rails.ts';
 import { VoiceSession } from './session.ts';
 import type { TtsEngine } from './tts.ts';
 import { speakableText } from './tts.ts';
-import { booleanOption, checkOptionsObject, functionOption, invalidOption, numberOption } from './validate.ts';
+import { booleanOption, checkOptionsObject, enumOption, functionOption, invalidOption, numberOption } from './validate.ts';
 
 /** Options of a {@link VoiceChannel}. */
 export interface VoiceChannelOptions {
   /** Runs the `start` calls (required). */
   executor: ActionExecutor;
-  /** Default: the embedded {@link FliteTts} (`kal16`), warmed up at construction. */
+  /** Default: the embedded {@link FliteTts} (voice `fliteVoice`), warmed up at construction and closed with the channel. */
   tts?: TtsEngine;
+  /** The voice of the default engine (not with `tts`). Default `kal16`. */
+  fliteVoice?: FliteVoice;
   /** Where turn histories go. Default: a new store of 1,000 entries. */
   history?: VoiceHistoryStore;
   /** Segmenter options for the sentences sent to TTS (e.g. `minFirstLength`, `maxLength`, `stallFlushMs`). */
@@ -67,6 +70,7 @@ export interface VoiceChannelOptions {
 const KEYS = [
   'executor',
   'tts',
+  'fliteVoice',
   'history',
   'segmenter',
   'rails',
@@ -139,8 +143,10 @@ export class VoiceChannel {
     const textFilter = o.textFilter === null ? (t: string) => t : (functionOption<(t: string) => string>(who, 'textFilter', o.textFilter) ?? speakableText);
     const logger = (o.logger ?? silentLogger) as Logger;
     if (typeof logger !== 'object' || logger === null || typeof logger.warn !== 'function') throw invalidOption(who, 'logger', 'a logger', logger);
+    if (o.fliteVoice !== undefined && tts !== undefined) throw invalidOption(who, 'fliteVoice', 'absent when a tts engine is given', o.fliteVoice);
+    const fliteVoice = o.fliteVoice === undefined ? undefined : enumOption(who, 'fliteVoice', o.fliteVoice, FLITE_VOICES, 'kal16');
     this.#ownsTts = tts === undefined;
-    this.tts = tts ?? new FliteTts();
+    this.tts = tts ?? new FliteTts(fliteVoice === undefined ? {} : { voice: fliteVoice });
     this.history = (history as VoiceHistoryStore | undefined) ?? new VoiceHistoryStore();
     this.settings = {
       executor,
