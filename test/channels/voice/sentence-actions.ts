@@ -28,7 +28,7 @@ export const toolTimes = new Map<string, { startAt: number; endAt: number }>();
  * Says a sentence, calls a tool that runs {@link TOOL_MS} (no text meanwhile: the model waits),
  * then says one more: the first sentence must be released by the tool-start, not by the resume.
  */
-export function toolAction(name = 'action_tool'): ActionDefinition {
+export function toolAction(name = 'action_tool', toolMs = TOOL_MS): ActionDefinition {
   return defineAction({
     name,
     async *stream({ signal, tracker }) {
@@ -37,7 +37,7 @@ export function toolAction(name = 'action_tool'): ActionDefinition {
       toolTimes.set(tracker.senderId, times);
       yield { type: 'tool-start', toolCallId: 'call_1', name: 'weather' };
       yield { type: 'tool-call', toolCallId: 'call_1', name: 'weather', args: { city: 'Paris' } };
-      await sleep(TOOL_MS, undefined, { signal });
+      await sleep(toolMs, undefined, { signal });
       times.endAt = performance.now();
       yield { type: 'tool-result', toolCallId: 'call_1', name: 'weather', output: { sky: 'sunny' } };
       for (const token of tokens(AFTER_TOOL)) yield token;

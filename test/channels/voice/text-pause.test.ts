@@ -11,6 +11,8 @@ import { SentenceStream } from '../../../src/text/sentence-stream.ts';
 import { sentencesOf } from '../../../src/channels/voice/sentences.ts';
 import { withOutputRails } from '../../../src/channels/voice/rails.ts';
 import { isTextPause } from '../../../src/channels/voice/text-pause.ts';
+import { call, executorWith } from './helpers.ts';
+import { AFTER_TOOL, BEFORE_TOOL, toolAction } from './sentence-actions.ts';
 
 const RID = 'a'.repeat(32);
 
@@ -92,6 +94,20 @@ describe('the sentence reader at pauses', () => {
     assert.equal(isTextPause({ type: 'tool-delta', runId: 'r', seq: 1, toolCallId: 'c', argsDelta: '{' } as SluiceEvent), true);
     assert.equal(isTextPause({ type: 'tool-result', runId: 'r', seq: 1, toolCallId: 'c', name: 'n', output: 1 } as SluiceEvent), true);
     assert.equal(isTextPause({ type: 'chunk', runId: 'r', seq: 1, responseId: RID, text: 'x' } as SluiceEvent), false);
+  });
+});
+
+describe('resume across a pause', () => {
+  it('the cut is in the log (the tool-start), so a late reader and a resume by index see the same sentences', async () => {
+    const executor = executorWith([toolAction('action_tool', 20)]);
+    const run = executor.start(call('action_tool', { sender: 'resume-tool' }));
+    const live = [];
+    for await (const s of sentencesOf(run)) live.push(s.text);
+    assert.deepEqual(live, [BEFORE_TOOL, AFTER_TOOL]);
+    const replayed = [];
+    for await (const s of sentencesOf(run, { afterIndex: 0 })) replayed.push([s.index, s.text]);
+    assert.deepEqual(replayed, [[1, AFTER_TOOL]]);
+    await executor.close();
   });
 });
 
