@@ -50,6 +50,7 @@ import type { ErrorCode } from '../../protocol/errors.ts';
 import type { ErrorEvent, RasaEvent, ResultEvent, SluiceEvent } from '../../protocol/events.ts';
 import { buildMessage } from '../../runtime/dispatcher.ts';
 import { Run } from '../../runtime/run.ts';
+import type { SentenceStreamOptions } from '../../text/options.ts';
 import type { VoiceSettings } from './channel.ts';
 import { checkCall } from './channel.ts';
 import type { HistorySentence, PlayedReport, TurnEndReason, VoiceHistoryEntry, VoiceTurnMark } from './history.ts';
@@ -58,7 +59,6 @@ import { withOutputRails } from './rails.ts';
 import { parseSegmenterOptions } from './sentence-view.ts';
 import type { SentenceEvent } from './sentences.ts';
 import { sentencesOf } from './sentences.ts';
-import type { SentenceStreamOptions } from '../../text/options.ts';
 import type { AudioChunk } from './tts.ts';
 import { pause } from './validate.ts';
 
