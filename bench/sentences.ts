@@ -24,10 +24,15 @@
  * raw per transport. For where the time goes, also in process on the main thread: the segmenter
  * alone (`SentenceStream` over the same tokens) and action → run → `sentencesOf` (no transport).
  *
- *   node bench/sentences.ts          (N=20000 WORDS=8 RUNS=7 WARMUP=2 PATHS=sse,ws,grpc by default)
+ * - `voice` (see `tool-pause.ts`): latency, not throughput: on `/voice/ws`, the time from a
+ *   `tool-start` to the first sentence and the first audio of the sentence said before it, beside a
+ *   bare `ws` server sending the first chunk of the same Flite engine (TOOL_RUNS runs, tool TOOL_MS).
+ *
+ *   node bench/sentences.ts          (N=20000 WORDS=8 RUNS=7 WARMUP=2 PATHS=sse,ws,grpc,voice by default)
  *
  * Settings (environment): `N` sentences per run, `WORDS` words per sentence, `RUNS` measured runs,
- * `WARMUP` warm-up runs, `PATHS` the transports to measure (any of sse, ws, grpc).
+ * `WARMUP` warm-up runs, `PATHS` the paths to measure (any of sse, ws, grpc, voice), `TOOL_RUNS`
+ * (default 15) and `TOOL_MS` (default 500) for `voice`.
  */
 
 import http from 'node:http';
@@ -46,6 +51,7 @@ import { SentenceStream } from '../src/text/index.ts';
 import { createGrpcServer } from '../src/transports/grpc/index.ts';
 import { SSE_HEADERS, createHttpServer } from '../src/transports/http/index.ts';
 import { benchCall, envInt, line, median } from './http-lib.ts';
+import { measureToolPause, toolPauseReport } from './tool-pause.ts';
 
 const PROTO_DIR = new URL('../proto/', import.meta.url).pathname;
 const ACTION = 'bench_sentences';
@@ -182,8 +188,8 @@ if (!isMainThread) {
   const WORDS = envInt('WORDS', 8);
   const RUNS = envInt('RUNS', 7);
   const WARMUP = envInt('WARMUP', 2);
-  const PATHS = (process.env.PATHS ?? 'sse,ws,grpc').split(',').map((p) => p.trim());
-  for (const p of PATHS) if (!['sse', 'ws', 'grpc'].includes(p)) throw new Error(`PATHS: unknown path '${p}' (sse, ws, grpc)`);
+  const PATHS = (process.env.PATHS ?? 'sse,ws,grpc,voice').split(',').map((p) => p.trim());
+  for (const p of PATHS) if (!['sse', 'ws', 'grpc', 'voice'].includes(p)) throw new Error(`PATHS: unknown path '${p}' (sse, ws, grpc, voice)`);
 
   // The text: N sentences of WORDS plain lower-case words (no abbreviation, number or initial the
   // segmenter could hesitate over), as word tokens ("word ") that join back to the text.
@@ -406,6 +412,10 @@ if (!isMainThread) {
     console.log(`  ratio sluice / raw          ${ratio('grpc sluice', 'grpc raw')}  (${share('grpc sluice')})`);
   }
   for (const [name, list] of times) console.log(`  runs (ms) ${name.padEnd(11)} ${list.map((t) => t.toFixed(0)).join(' ')}`);
+  if (PATHS.includes('voice')) {
+    const pause = await measureToolPause({ runs: envInt('TOOL_RUNS', 15), warmup: 3, toolMs: envInt('TOOL_MS', 500) });
+    for (const l of toolPauseReport(pause)) console.log(l);
+  }
 
   await worker.terminate();
   rawSse.close();

@@ -9,6 +9,11 @@
  *    the boundary — and from the `sentence` frame to the first audio frame (synthesis + framing).
  * 2. Real-time factor of the engine alone (synthesis time / audio duration) per voice, in the
  *    worker thread (the default) and on the calling thread.
+ * 3. Pause / resume on the socket (audio paced 300 ms ahead): `pause` sent → `paused` received,
+ *    `resume` sent → `resumed` received, beside a bare `ws` echo round trip (the floor of any
+ *    command and its answer), measured in the same run; and `resume` → the next audio frame,
+ *    which follows the pacing (the client still holds 300 ms of audio: at most one chunk later).
+ *    Checks that no audio arrives while paused.
  *
  *   node bench/voice.ts                        kal16 and slt, 8 turns × 10 sentences
  *   BENCH_VOICES=kal16 BENCH_TURNS=5 node bench/voice.ts
@@ -18,7 +23,8 @@ import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import websocket from '@fastify/websocket';
 import Fastify from 'fastify';
-import { WebSocket } from 'ws';
+import { once } from 'node:events';
+import { WebSocket, WebSocketServer } from 'ws';
 import { VoiceChannel } from '../src/channels/voice/channel.ts';
 import { FliteTts } from '../src/channels/voice/flite.ts';
 import type { FliteVoice } from '../src/channels/voice/flite-wasi.ts';
@@ -153,6 +159,74 @@ async function realTimeFactor(voice: FliteVoice, worker: boolean): Promise<{ rtf
   return { rtf: wall / audioMs, perSentenceMs: wall / (3 * CORPUS.length), audioS: audioMs / 1000 };
 }
 
+async function pauseResume(rounds: number): Promise<{ pause: number[]; resume: number[]; audio: number[]; echo: number[] }> {
+  const executor = new ActionExecutor({ logger: silentLogger, actions: [] });
+  const tts = new FliteTts();
+  await tts.warmup();
+  const channel = new VoiceChannel({ executor, tts, audioLeadMs: 300, logger: silentLogger });
+  const app = Fastify({ logger: false });
+  await app.register(websocket, { options: { perMessageDeflate: false } });
+  await app.register(voiceWsRoutes, { channel });
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  const echo = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
+  echo.on('connection', (s) => s.on('message', (d) => s.send(d)));
+  await once(echo, 'listening');
+  const echoSocket = new WebSocket(`ws://127.0.0.1:${(echo.address() as { port: number }).port}`);
+  await once(echoSocket, 'open');
+  const socket = new WebSocket(`${url.replace('http', 'ws')}/voice/ws`);
+  await once(socket, 'open');
+  const out = { pause: [] as number[], resume: [] as number[], audio: [] as number[], echo: [] as number[] };
+  let wait: ((m: { type: string } | 'audio') => void) | null = null;
+  let pausedFrames = 0;
+  let paused = false;
+  socket.on('message', (data: Buffer, isBinary: boolean) => {
+    if (isBinary && paused) pausedFrames++;
+    wait?.(isBinary ? 'audio' : (JSON.parse(data.toString('utf8')) as { type: string }));
+  });
+  const until = (predicate: (m: { type: string } | 'audio') => boolean): Promise<number> =>
+    new Promise((resolve) => {
+      wait = (m) => {
+        if (!predicate(m)) return;
+        wait = null;
+        resolve(performance.now());
+      };
+    });
+  for (let round = 0; round < rounds; round++) {
+    const started = until((m) => m === 'audio');
+    socket.send(JSON.stringify({ type: 'say', text: CORPUS.slice(0, 4).join(' ') }));
+    await started;
+    await sleep(150);
+    let at = performance.now();
+    const ack = until((m) => m !== 'audio' && m.type === 'paused');
+    socket.send(JSON.stringify({ type: 'pause' }));
+    out.pause.push((await ack) - at);
+    paused = true;
+    await sleep(100);
+    paused = false;
+    at = performance.now();
+    const resumed = until((m) => m !== 'audio' && m.type === 'resumed');
+    socket.send(JSON.stringify({ type: 'resume' }));
+    out.resume.push((await resumed) - at);
+    out.audio.push((await until((m) => m === 'audio')) - at);
+    const ended = until((m) => m !== 'audio' && m.type === 'turn-end');
+    socket.send(JSON.stringify({ type: 'interrupt' }));
+    await ended;
+    at = performance.now();
+    const back = new Promise<number>((resolve) => echoSocket.once('message', () => resolve(performance.now())));
+    echoSocket.send(JSON.stringify({ type: 'pause' }));
+    out.echo.push((await back) - at);
+  }
+  if (pausedFrames > 0) throw new Error(`${pausedFrames} audio frames arrived while paused`);
+  socket.close();
+  echoSocket.close();
+  echo.close();
+  await channel.close();
+  await tts.close();
+  await executor.close();
+  await app.close();
+  return out;
+}
+
 console.log(`# Voice benchmark — Node ${process.version}, ${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}`);
 console.log(`Tokens every ${TOKEN_MS} ms; ${TURNS} turns × 10 sentences = ${TURNS * 10} sentences per voice; audio not paced.\n`);
 console.log('## Last token → first audio frame at the client (ms)\n');
@@ -174,3 +248,13 @@ for (const voice of VOICES) {
     console.log(`| ${voice} | ${worker ? 'worker' : 'caller'} | ${r.rtf.toFixed(4)} | ${r.perSentenceMs.toFixed(1)} | ${r.audioS.toFixed(1)} s |`);
   }
 }
+
+console.log('\n## Pause / resume on the voice socket (ms; audio paced 300 ms ahead)\n');
+const pr = await pauseResume(Number(process.env.BENCH_PAUSES ?? 15));
+const echoMedian = stats(pr.echo).median;
+console.log('| measured | median | p95 | ratio to a bare ws echo round trip |');
+console.log('|---|---:|---:|---:|');
+console.log(`| bare ws echo round trip | ${fmt(echoMedian)} | ${fmt(stats(pr.echo).p95)} | 1.00× |`);
+console.log(`| \`pause\` → \`paused\` | ${fmt(stats(pr.pause).median)} | ${fmt(stats(pr.pause).p95)} | ${(stats(pr.pause).median / echoMedian).toFixed(2)}× |`);
+console.log(`| \`resume\` → \`resumed\` | ${fmt(stats(pr.resume).median)} | ${fmt(stats(pr.resume).p95)} | ${(stats(pr.resume).median / echoMedian).toFixed(2)}× |`);
+console.log(`| \`resume\` → next audio frame (paced) | ${fmt(stats(pr.audio).median)} | ${fmt(stats(pr.audio).p95)} | — |`);

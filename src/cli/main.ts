@@ -14,13 +14,14 @@ import { SluiceError } from '../protocol/errors.ts';
 import { chat } from './chat.ts';
 import { coreFlags } from './flags/core.ts';
 import { redisFlags, redisOptionsFrom } from './flags/redis.ts';
+import { voiceChannelOptions, voiceFlags } from './flags/voice.ts';
 import { commandHelp, parseCommandLine } from './flags/parse.ts';
 import type { CommandName, FlagSpec, FlagValues } from './flags/spec.ts';
 import { examplePath } from './package-files.ts';
 import { serve } from './serve.ts';
 
 /** Every flag of every command. */
-const FLAGS: readonly FlagSpec[] = [...coreFlags, ...redisFlags];
+const FLAGS: readonly FlagSpec[] = [...coreFlags, ...redisFlags, ...voiceFlags];
 
 const SYNOPSIS: Record<CommandName, string> = {
   serve: 'sluice serve --actions <module> [options]',
@@ -69,11 +70,11 @@ async function main(argv: string[]): Promise<void> {
     case 'serve': {
       const actions = str(values.actions);
       if (actions === undefined) throw new SluiceError('invalid_argument', '--actions <module> is required');
-      await serve({ ...listen, actions, redis: redisOptionsFrom(values) });
+      await serve({ ...listen, actions, redis: redisOptionsFrom(values), voice: await voiceChannelOptions(values) });
       return;
     }
     case 'dev':
-      await serve({ ...listen, actions: examplePath('index'), dev: true, redis: redisOptionsFrom(values) });
+      await serve({ ...listen, actions: examplePath('index'), dev: true, redis: redisOptionsFrom(values), voice: await voiceChannelOptions(values) });
       return;
     case 'chat':
       await chat({ url: str(values.url) ?? 'http://127.0.0.1:5055', action: str(values.action) ?? 'action_assistant' });

@@ -16,8 +16,9 @@ import { createGrpcServer } from '../transports/grpc/index.ts';
 import type { AppRegistry } from '../app/registry.ts';
 import { createHttpServer } from '../transports/http/index.ts';
 import { uiMessageRoutes } from '../channels/ui-message/index.ts';
-import { sentenceRoutes, voiceWsRoutes } from '../channels/voice/index.ts';
 import { connectRedisRuns, type RedisRuns } from '../stores/redis-runs.ts';
+import { VoiceChannel, sentenceRoutes, voiceWsRoutes } from '../channels/voice/index.ts';
+import type { VoiceServeOptions } from './flags/voice.ts';
 import { loadActionModule } from './load-actions.ts';
 import { examplePath, WEB_ROOT } from './package-files.ts';
 
@@ -44,6 +45,8 @@ export interface ServeOptions {
   apps?: AppRegistry;
   /** Share runs with other instances through this Redis (`--redis`, `--redis-prefix`). */
   redis?: { url: string; prefix?: string };
+  /** Options of the voice socket `/voice/ws` (TTS, audio lead, segmenter, rails…; see `flags/voice.ts`). */
+  voice?: VoiceServeOptions;
 }
 
 /** A running server. */
@@ -69,9 +72,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   if (chatAction !== undefined) await http.register(uiMessageRoutes, { executor, action: chatAction });
   // Voice: sentences of any run as SSE, and the voice socket (sentences + embedded TTS audio).
   await http.register(sentenceRoutes, { executor });
-  await http.register(voiceWsRoutes, { executor });
+  const voice = new VoiceChannel({ ...options.voice, executor, logger });
+  http.addHook('onClose', async () => voice.close());
+  await http.register(voiceWsRoutes, { channel: voice });
   if (options.playground === true) await registerPlayground(http, executor, exports, logger);
-  const grpc = createGrpcServer({ executor, logger });
+  const grpc = createGrpcServer({ executor, logger, voice });
   try {
     await http.listen({ port: options.port, host: options.host });
   } catch (error) {

@@ -119,6 +119,22 @@ export class SentenceStream {
   }
 
   /**
+   * Releases all pending text now, as {@link flush} does, but keeps the stream open: a pause the
+   * caller knows of (the model stopped for a tool call, a status update, a whole message) ends the
+   * sentence in progress. The text after it starts a new sentence; `minFirstLength` still applies
+   * only to the stream's first chunk. Pending text with no letter or digit is dropped. Splits made
+   * here depend on when it is called, not on the text alone (like {@link poll}).
+   */
+  cut(): string[] {
+    if (this.#ended || this.#chunkStart >= this.#buf.end) return [];
+    const first = this.#first;
+    const out = this.flush();
+    this.reset();
+    this.#first = first && out.length === 0;
+    return out;
+  }
+
+  /**
    * Stall flush: if `stallFlushMs` is set and no text arrived for that long, returns the pending text as one
    * chunk (holding back a trailing partial word), at most once per pause. Call it from a timer; see
    * {@link msUntilStallFlush}. Splits made this way are not boundaries, so the result then differs from

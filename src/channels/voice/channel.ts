@@ -15,20 +15,23 @@ import { silentLogger } from '../../runtime/logger.ts';
 import type { SentenceStreamOptions } from '../../text/options.ts';
 import { SentenceStream } from '../../text/sentence-stream.ts';
 import { FliteTts } from './flite.ts';
+import { FLITE_VOICES, type FliteVoice } from './flite-wasi.ts';
 import { VoiceHistoryStore } from './history.ts';
 import type { OutputRailsOptions } from './rails.ts';
 import { resolveRailOptions } from './rails.ts';
 import { VoiceSession } from './session.ts';
 import type { TtsEngine } from './tts.ts';
 import { speakableText } from './tts.ts';
-import { booleanOption, checkOptionsObject, functionOption, invalidOption, numberOption } from './validate.ts';
+import { booleanOption, checkOptionsObject, enumOption, functionOption, invalidOption, numberOption } from './validate.ts';
 
 /** Options of a {@link VoiceChannel}. */
 export interface VoiceChannelOptions {
   /** Runs the `start` calls (required). */
   executor: ActionExecutor;
-  /** Default: the embedded {@link FliteTts} (`kal16`), warmed up at construction. */
+  /** Default: the embedded {@link FliteTts} (voice `fliteVoice`), warmed up at construction and closed with the channel. */
   tts?: TtsEngine;
+  /** The voice of the default engine (not with `tts`). Default `kal16`. */
+  fliteVoice?: FliteVoice;
   /** Where turn histories go. Default: a new store of 1,000 entries. */
   history?: VoiceHistoryStore;
   /** Segmenter options for the sentences sent to TTS (e.g. `minFirstLength`, `maxLength`, `stallFlushMs`). */
@@ -56,12 +59,18 @@ export interface VoiceChannelOptions {
   stallTimeoutMs?: number;
   /** A late interrupt (after `turn-end`, while the client may still play) is accepted this long after the estimated end of playback, in ms. Default 2,000. */
   lateInterruptGraceMs?: number;
+  /**
+   * A `pause` followed by neither `resume` nor `interrupt` within this many ms resumes by itself
+   * (a false interruption: a cough, "mm-hm", noise). Default 2,000; `Infinity`: never.
+   */
+  falseInterruptionTimeoutMs?: number;
   logger?: Logger;
 }
 
 const KEYS = [
   'executor',
   'tts',
+  'fliteVoice',
   'history',
   'segmenter',
   'rails',
@@ -72,6 +81,7 @@ const KEYS = [
   'highWaterMark',
   'stallTimeoutMs',
   'lateInterruptGraceMs',
+  'falseInterruptionTimeoutMs',
   'logger',
 ] as const;
 
@@ -89,6 +99,7 @@ export interface VoiceSettings {
   highWaterMark: number;
   stallTimeoutMs: number;
   lateInterruptGraceMs: number;
+  falseInterruptionTimeoutMs: number;
   logger: Logger;
 }
 
@@ -99,7 +110,7 @@ export class VoiceChannel {
   readonly tts: TtsEngine;
   /** @internal */
   readonly settings: VoiceSettings;
-  readonly #sessions = new Set<VoiceSession>();
+  readonly #sessions = new Map<string, VoiceSession>();
   readonly #ownsTts: boolean;
 
   /** @throws {SluiceError} `invalid_argument` naming a bad option. */
@@ -132,8 +143,10 @@ export class VoiceChannel {
     const textFilter = o.textFilter === null ? (t: string) => t : (functionOption<(t: string) => string>(who, 'textFilter', o.textFilter) ?? speakableText);
     const logger = (o.logger ?? silentLogger) as Logger;
     if (typeof logger !== 'object' || logger === null || typeof logger.warn !== 'function') throw invalidOption(who, 'logger', 'a logger', logger);
+    if (o.fliteVoice !== undefined && tts !== undefined) throw invalidOption(who, 'fliteVoice', 'absent when a tts engine is given', o.fliteVoice);
+    const fliteVoice = o.fliteVoice === undefined ? undefined : enumOption(who, 'fliteVoice', o.fliteVoice, FLITE_VOICES, 'kal16');
     this.#ownsTts = tts === undefined;
-    this.tts = tts ?? new FliteTts();
+    this.tts = tts ?? new FliteTts(fliteVoice === undefined ? {} : { voice: fliteVoice });
     this.history = (history as VoiceHistoryStore | undefined) ?? new VoiceHistoryStore();
     this.settings = {
       executor,
@@ -148,6 +161,7 @@ export class VoiceChannel {
       highWaterMark: numberOption(who, 'highWaterMark', o.highWaterMark, 1024 * 1024, { min: 1024 }),
       stallTimeoutMs: numberOption(who, 'stallTimeoutMs', o.stallTimeoutMs, 30_000, { min: 1 }),
       lateInterruptGraceMs: numberOption(who, 'lateInterruptGraceMs', o.lateInterruptGraceMs, 2000, { min: 0 }),
+      falseInterruptionTimeoutMs: numberOption(who, 'falseInterruptionTimeoutMs', o.falseInterruptionTimeoutMs, 2000, { min: 1, infinity: true }),
       logger,
     };
     if (this.#ownsTts && this.tts instanceof FliteTts) {
@@ -163,14 +177,19 @@ export class VoiceChannel {
   /** Serves a connected socket until it closes. */
   accept(socket: WebSocket, owner?: string): VoiceSession {
     const session = new VoiceSession(socket, this.settings, randomUUID(), owner);
-    this.#sessions.add(session);
-    socket.once('close', () => this.#sessions.delete(session));
+    this.#sessions.set(session.id, session);
+    socket.once('close', () => this.#sessions.delete(session.id));
     return session;
+  }
+
+  /** An open session by id (the `sessionId` of its `turn-start` frames), for the HTTP and gRPC voice controls. */
+  session(id: string): VoiceSession | undefined {
+    return this.#sessions.get(id);
   }
 
   /** Closes every session (their turns are cancelled) and, if the channel made it, the TTS engine. */
   async close(): Promise<void> {
-    for (const session of this.#sessions) session.socket.close(1001, 'Server shutting down');
+    for (const session of this.#sessions.values()) session.socket.close(1001, 'Server shutting down');
     this.#sessions.clear();
     if (this.#ownsTts) await this.tts.close?.();
   }

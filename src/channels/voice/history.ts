@@ -30,6 +30,16 @@ export interface HistorySentence {
   audioMs: number;
 }
 
+/**
+ * A pause or resume of a turn's speech (a possible false interruption, see `session.ts`).
+ * `at` is epoch milliseconds.
+ */
+export type VoiceTurnMark =
+  /** Audio stopped; `played` is where playback stood (the client's report or the server's estimate), `spoken` what had been heard by then. */
+  | { type: 'pause'; at: number; played: PlayedReport; spoken: string }
+  /** Audio went on from where it stopped: asked for (`auto: false`) or after the false-interruption timeout (`auto: true`). */
+  | { type: 'resume'; at: number; auto: boolean };
+
 /** Why a turn ended. */
 export type TurnEndReason = 'completed' | 'interrupted' | 'blocked' | 'error' | 'cancelled' | 'disconnected';
 
@@ -53,22 +63,24 @@ export interface VoiceHistoryEntry {
   /** The client's report at the interrupt, or the server's playback estimate. */
   played?: PlayedReport;
   sentences: HistorySentence[];
+  /** Each pause and resume, in order (absent when the turn was never paused). */
+  marks?: VoiceTurnMark[];
 }
 
-/** Checks a client's `played` report; throws `invalid_argument` naming the problem. */
-export function parsePlayed(value: unknown): PlayedReport {
+/** Checks a client's `played` report; throws `invalid_argument` naming the problem (and the command it came with). */
+export function parsePlayed(value: unknown, command = 'interrupt'): PlayedReport {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new SluiceError('invalid_argument', "interrupt: 'played' must be an object: { chars }, { ms } or { sentence }");
+    throw new SluiceError('invalid_argument', `${command}: 'played' must be an object: { chars }, { ms } or { sentence }`);
   }
   const keys = Object.keys(value);
   if (keys.length !== 1 || !['chars', 'ms', 'sentence'].includes(keys[0]!)) {
-    throw new SluiceError('invalid_argument', "interrupt: 'played' must have exactly one of 'chars', 'ms' or 'sentence'");
+    throw new SluiceError('invalid_argument', `${command}: 'played' must have exactly one of 'chars', 'ms' or 'sentence'`);
   }
   const key = keys[0] as 'chars' | 'ms' | 'sentence';
   const n = (value as Record<string, unknown>)[key];
   const integer = key !== 'ms';
   if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) {
-    throw new SluiceError('invalid_argument', `interrupt: 'played.${key}' must be a non-negative ${integer ? 'integer' : 'number'}`);
+    throw new SluiceError('invalid_argument', `${command}: 'played.${key}' must be a non-negative ${integer ? 'integer' : 'number'}`);
   }
   return { [key]: n } as PlayedReport;
 }

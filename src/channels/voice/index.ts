@@ -4,6 +4,8 @@
  * text-to-speech (`TtsEngine`, the embedded `FliteTts`, `OpenAiSpeechTts`), a voice WebSocket with
  * barge-in that keeps what was heard (`VoiceChannel`, `voiceWsRoutes`), output rails
  * (`withOutputRails`), an ACE Agent plugin consumer (`acePluginAction`) and the SSE sentence route.
+ * Speech pauses on a possible interruption and resumes after a false one (`pause` / `resume` on
+ * the socket, or `controlVoiceSession` behind the HTTP and gRPC controls).
  * @module
  */
 
@@ -26,11 +28,14 @@ export type { AceFrame, AceFraming, AcePluginActionOptions, AcePluginRequest, Re
 export { withOutputRails, resolveRailOptions } from './rails.ts';
 export type { OutputRail, OutputRailsOptions, RailIncident, RailVerdict, RailWindow, RailedEvents } from './rails.ts';
 export { VoiceHistoryStore, parsePlayed, spokenText } from './history.ts';
-export type { HistorySentence, PlayedReport, TurnEndReason, VoiceHistoryEntry, VoiceHistoryStoreOptions } from './history.ts';
+export type { HistorySentence, PlayedReport, TurnEndReason, VoiceHistoryEntry, VoiceHistoryStoreOptions, VoiceTurnMark } from './history.ts';
 export { VoiceChannel } from './channel.ts';
 export type { VoiceChannelOptions } from './channel.ts';
 export { AUDIO_FRAME_VERSION, AUDIO_HEADER_BYTES, VoiceSession, decodeAudioFrame, encodeAudioFrame } from './session.ts';
-export type { AudioFrame } from './session.ts';
+export type { AudioFrame, InterruptResult, PauseResult, ResumeResult } from './session.ts';
+export { VOICE_COMMANDS, controlVoiceSession } from './control.ts';
+export type { VoiceCommand, VoiceControlResult, VoiceSessionLookup } from './control.ts';
+export { isTextPause } from './text-pause.ts';
 export { voiceWsRoutes } from './ws-routes.ts';
 export type { VoiceWsRoutesOptions } from './ws-routes.ts';
 export { sentenceRoutes } from './routes.ts';

@@ -36,6 +36,7 @@ import { silentLogger } from '../../runtime/logger.ts';
 import { SentenceStream } from '../../text/sentence-stream.ts';
 import type { SentenceStreamOptions } from '../../text/options.ts';
 import { markSentenceAligned } from './aligned.ts';
+import { isTextPause } from './text-pause.ts';
 import { booleanOption, checkOptionsObject, enumOption, functionOption, numberOption, stringOption } from './validate.ts';
 
 /** What a rail answers for a window. */
@@ -289,6 +290,15 @@ class RailsView implements RailedEvents {
       if (event.type === 'result' || event.type === 'error' || event.type === 'run-end') yield event;
       return;
     }
+    if (this.#streams.size > 0 && isTextPause(event)) {
+      // The model paused (a tool call, a status, a whole message): held text is a window now.
+      for (const state of [...this.#streams.values()]) {
+        const sentences = state.seg.cut();
+        if (this.#o.mode === 'stream-first') this.#queue(state, sentences, false, true);
+        else yield* this.#addSentences(state, sentences, false, true);
+        if (this.#blocked) return;
+      }
+    }
     switch (event.type) {
       case 'stream-start': {
         this.#state(event.responseId);
@@ -370,9 +380,9 @@ class RailsView implements RailedEvents {
   }
 
   /** check-first: collects sentences into windows; each full window is checked, then released. */
-  async *#addSentences(state: MessageState, sentences: string[], final: boolean): AsyncGenerator<SluiceEvent> {
+  async *#addSentences(state: MessageState, sentences: string[], final: boolean, pause = false): AsyncGenerator<SluiceEvent> {
     state.window.push(...sentences);
-    while (state.window.length >= this.#o.windowSentences || (final && state.window.length > 0)) {
+    while (state.window.length >= this.#o.windowSentences || ((final || pause) && state.window.length > 0)) {
       const take = state.window.splice(0, this.#o.windowSentences);
       const last = final && state.window.length === 0;
       const verdict = await this.#check(state, take, last, false);
@@ -443,9 +453,9 @@ class RailsView implements RailedEvents {
   }
 
   /** stream-first: windows are checked behind the text, in order. */
-  #queue(state: MessageState, sentences: string[], final: boolean): void {
+  #queue(state: MessageState, sentences: string[], final: boolean, pause = false): void {
     state.window.push(...sentences);
-    while (state.window.length >= this.#o.windowSentences || (final && state.window.length > 0)) {
+    while (state.window.length >= this.#o.windowSentences || ((final || pause) && state.window.length > 0)) {
       const take = state.window.splice(0, this.#o.windowSentences);
       const last = final && state.window.length === 0;
       this.#checks = this.#checks.then(async () => {

@@ -11,6 +11,7 @@ import type { SluiceEvent } from '../../protocol/events.ts';
 import { SentenceStream } from '../../text/sentence-stream.ts';
 import type { SentenceStreamOptions } from '../../text/options.ts';
 import { isSentenceAligned } from './aligned.ts';
+import { isTextPause } from './text-pause.ts';
 import { booleanOption, checkOptionsObject, enumOption, numberOption } from './validate.ts';
 
 /** One sentence of a run's output, ready for text-to-speech. */
@@ -108,8 +109,10 @@ const STALL = Symbol('stall');
  * cancelling it.
  *
  * Each streamed message has its own segmenter: a sentence is released once its end is certain
- * (see `SentenceStream`), the rest when the stream ends. With `stallFlushMs` a stalled model's
- * pending text is released after that pause.
+ * (see `SentenceStream`), the rest when the stream ends or at a pause the events show (a tool
+ * call, a status, a whole message: see `text-pause.ts`), so a sentence said before a tool call is
+ * spoken while the tool runs. With `stallFlushMs` a stalled model's pending text is also released
+ * after that much silence.
  *
  * @throws {SluiceError} `invalid_argument` naming the option, at once (not at the first `next()`).
  */
@@ -226,6 +229,7 @@ export class SentenceReader<T = SentenceEvent> implements AsyncIterableIterator<
 
   #onEvent(event: SluiceEvent): void {
     this.#runId = event.runId;
+    if (this.#streams.size > 0 && isTextPause(event)) this.#cutStreams(event.seq);
     switch (event.type) {
       case 'stream-start':
         this.#streamFor(event.responseId);
@@ -286,6 +290,13 @@ export class SentenceReader<T = SentenceEvent> implements AsyncIterableIterator<
       this.#streams.set(responseId, stream);
     }
     return stream;
+  }
+
+  /** A pause the events show (see `text-pause.ts`): what each open stream holds is a sentence now. */
+  #cutStreams(seq: number): void {
+    for (const [responseId, stream] of this.#streams) {
+      for (const s of stream.cut()) this.#emit(responseId, s, 'stream', seq);
+    }
   }
 
   #closeStream(responseId: string, flush: boolean, seq: number): void {

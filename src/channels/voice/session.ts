@@ -2,19 +2,31 @@
  * One voice WebSocket: the client's commands, the turns it starts, their sentences and audio.
  *
  * Client → server (JSON text frames):
- * - `{ type: 'start', call, id?, allowInterruptions? }`: run a Rasa action call and speak its output;
- * - `{ type: 'say', text, id?, allowInterruptions? }`: speak a fixed text (a static response);
+ * - `{ type: 'start', call, id?, allowInterruptions?, segmenter? }`: run a Rasa action call and
+ *   speak its output; `segmenter` (`mode`, `locale`, `minFirstLength`, `maxLength`,
+ *   `stallFlushMs`) overrides the channel's segmenter options for this turn;
+ * - `{ type: 'say', text, id?, allowInterruptions?, segmenter? }`: speak a fixed text (a static response);
+ * - `{ type: 'pause', played? }`: a possible interruption (the user made a sound): audio stops at
+ *   once and nothing more is sent, while the run goes on into its buffer; the history marks what
+ *   was heard. Then either `resume`, `interrupt`, or — after the channel's
+ *   `falseInterruptionTimeoutMs` without either — an automatic resume;
+ * - `{ type: 'resume' }`: the interruption was false: audio goes on from the exact byte where it
+ *   stopped (a client keeps what it buffered while paused, plays it, then what follows);
  * - `{ type: 'interrupt', played? }`: barge-in; `played` is `{ chars }`, `{ ms }` or `{ sentence }`
- *   (see `PlayedReport`); without it the server's playback estimate is used;
+ *   (see `PlayedReport`); without it the server's playback estimate is used (after a pause: where
+ *   playback stood at the pause);
  * - `{ type: 'history', limit? }`: this session's turn histories, newest first.
  *
  * Server → client, JSON text frames (each names its `turnId`):
- * - `turn-start { id, turnId, turn, runId, kind, allowInterruptions }`;
+ * - `turn-start { id, turnId, turn, runId, sessionId, kind, allowInterruptions }` (`sessionId`
+ *   addresses this socket from the HTTP and gRPC voice controls);
  * - `sentence { index, text, responseId }` as soon as a sentence is complete (before its audio);
  * - `audio-end { index, durationMs }` after a sentence's last audio frame;
  * - `tts-error { index, message }` when the engine failed on a sentence (its text was still sent);
  * - `status { text }`, `run-error { code, message, reason? }` (the run's `status` / `error` events);
  * - `interrupted { history }` at once when an interrupt is accepted;
+ * - `paused { played, spoken }` and `resumed { auto }` when a pause / resume is accepted (after
+ *   `paused`, no audio frame arrives until `resumed`);
  * - `turn-end { reason, history, result? }` once the run has ended and its audio is sent;
  * - `history { entries }`; `error { code, message }` for a command that was refused (the socket and
  *   any turn in progress carry on untouched).
@@ -26,6 +38,8 @@
  * audio until `interrupted` arrives (frames already in flight belong to the interrupted turn).
  *
  * One turn speaks at a time: `start`/`say` while a turn is speaking is refused (interrupt first).
+ * `pause`, `resume` and `interrupt` are also {@link VoiceSession} methods, which the HTTP and gRPC
+ * voice controls call.
  * @module
  */
 
@@ -36,11 +50,13 @@ import type { ErrorCode } from '../../protocol/errors.ts';
 import type { ErrorEvent, RasaEvent, ResultEvent, SluiceEvent } from '../../protocol/events.ts';
 import { buildMessage } from '../../runtime/dispatcher.ts';
 import { Run } from '../../runtime/run.ts';
+import type { SentenceStreamOptions } from '../../text/options.ts';
 import type { VoiceSettings } from './channel.ts';
 import { checkCall } from './channel.ts';
-import type { HistorySentence, PlayedReport, TurnEndReason, VoiceHistoryEntry } from './history.ts';
+import type { HistorySentence, PlayedReport, TurnEndReason, VoiceHistoryEntry, VoiceTurnMark } from './history.ts';
 import { parsePlayed, spokenText } from './history.ts';
 import { withOutputRails } from './rails.ts';
+import { parseSegmenterOptions } from './sentence-view.ts';
 import type { SentenceEvent } from './sentences.ts';
 import { sentencesOf } from './sentences.ts';
 import type { AudioChunk } from './tts.ts';
@@ -119,6 +135,37 @@ interface Turn {
   createdAt: number;
   entry: VoiceHistoryEntry | null;
   finished: boolean;
+  /** Segmenter options of this turn (the channel's, with the turn's own over them). */
+  segmenter: SentenceStreamOptions;
+  /** Set while paused: when, where playback stood, the auto-resume timer. */
+  paused: { at: number; played: PlayedReport; timer: NodeJS.Timeout | undefined } | null;
+  /** Woken on resume (and on abort). */
+  resumeWaiters: (() => void)[];
+  marks: VoiceTurnMark[];
+}
+
+/** What {@link VoiceSession.pause} reports. */
+export interface PauseResult {
+  turnId: string;
+  runId: string;
+  /** Where playback stood (the client's report, or the server's estimate). */
+  played: PlayedReport;
+  /** What had been heard by then. */
+  spoken: string;
+}
+
+/** What {@link VoiceSession.resume} reports. */
+export interface ResumeResult {
+  turnId: string;
+  runId: string;
+  auto: boolean;
+}
+
+/** What {@link VoiceSession.interrupt} reports. */
+export interface InterruptResult {
+  turnId: string;
+  runId: string;
+  history: VoiceHistoryEntry;
 }
 
 /** Serves one voice socket (see the module notes for the protocol). */
@@ -171,25 +218,33 @@ export class VoiceSession {
         case 'say':
           return this.#say(msg);
         case 'interrupt':
-          return this.#interrupt(msg);
+          this.interrupt(msg.played);
+          return;
+        case 'pause':
+          this.pause(msg.played);
+          return;
+        case 'resume':
+          this.resume();
+          return;
         case 'history':
           return this.#history(msg);
         default:
           return this.#reject(
             'invalid_argument',
             msg.type === undefined
-              ? "Invalid message: 'type' is required (start, say, interrupt or history)"
-              : `Invalid message: unknown type ${JSON.stringify(msg.type)}; expected start, say, interrupt or history`,
+              ? "Invalid message: 'type' is required (start, say, pause, resume, interrupt or history)"
+              : `Invalid message: unknown type ${JSON.stringify(msg.type)}; expected start, say, pause, resume, interrupt or history`,
           );
       }
     } catch (thrown) {
       const error = SluiceError.from(thrown);
       if (error.code === 'internal') this.#s.logger.error({ err: thrown, sessionId: this.id }, 'Voice command failed');
-      this.#reject(error.code, error.message);
+      const turnId = error.details.turnId;
+      this.#reject(error.code, error.message, typeof turnId === 'string' ? { turnId } : {});
     }
   }
 
-  #common(msg: Message, command: string): { id: string | null; allowInterruptions: boolean } | null {
+  #common(msg: Message, command: string): { id: string | null; allowInterruptions: boolean; segmenter: SentenceStreamOptions } | null {
     const { id, allowInterruptions } = msg;
     if (id !== undefined && typeof id !== 'string') {
       this.#reject('invalid_argument', `${command}: 'id' must be a string`);
@@ -199,11 +254,21 @@ export class VoiceSession {
       this.#reject('invalid_argument', `${command}: 'allowInterruptions' must be a boolean`);
       return null;
     }
+    let segmenter = this.#s.segmenter;
+    if (msg.segmenter !== undefined) {
+      try {
+        segmenter = { ...segmenter, ...parseSegmenterOptions(`${command}: segmenter`, msg.segmenter) };
+      } catch (thrown) {
+        const error = SluiceError.from(thrown);
+        this.#reject(error.code, error.message);
+        return null;
+      }
+    }
     if (this.#active !== null) {
       this.#reject('failed_precondition', `${command}: turn ${this.#active.id} is still speaking; interrupt it first`);
       return null;
     }
-    return { id: id ?? null, allowInterruptions: allowInterruptions ?? this.#s.allowInterruptions };
+    return { id: id ?? null, allowInterruptions: allowInterruptions ?? this.#s.allowInterruptions, segmenter };
   }
 
   #start(msg: Message): void {
@@ -217,7 +282,7 @@ export class VoiceSession {
       return this.#reject(error.code, error.message);
     }
     const run = this.#s.executor.start(msg.call, { streaming: true, owner: this.owner });
-    this.#begin('start', run, common.id, common.allowInterruptions);
+    this.#begin('start', run, common.id, common.allowInterruptions, common.segmenter);
   }
 
   #say(msg: Message): void {
@@ -226,10 +291,10 @@ export class VoiceSession {
     const text = msg.text;
     if (typeof text !== 'string' || text.trim() === '') return this.#reject('invalid_argument', "say: 'text' must be a non-empty string");
     if (text.length > this.#s.maxSayLength) return this.#reject('invalid_argument', `say: 'text' is longer than ${this.#s.maxSayLength} characters`);
-    this.#begin('say', sayRun(text, this.owner), common.id, common.allowInterruptions);
+    this.#begin('say', sayRun(text, this.owner), common.id, common.allowInterruptions, common.segmenter);
   }
 
-  #begin(kind: 'start' | 'say', run: Run, id: string | null, allowInterruptions: boolean): void {
+  #begin(kind: 'start' | 'say', run: Run, id: string | null, allowInterruptions: boolean, segmenter: SentenceStreamOptions): void {
     const turn: Turn = {
       id: randomUUID(),
       number: ++this.#turns,
@@ -252,10 +317,14 @@ export class VoiceSession {
       createdAt: Date.now(),
       entry: null,
       finished: false,
+      segmenter,
+      paused: null,
+      resumeWaiters: [],
+      marks: [],
     };
     this.#active = turn;
     this.#last = null;
-    this.#send({ type: 'turn-start', id, turnId: turn.id, turn: turn.number, runId: run.id, kind, allowInterruptions });
+    this.#send({ type: 'turn-start', id, turnId: turn.id, turn: turn.number, runId: run.id, sessionId: this.id, kind, allowInterruptions });
     const done = this.#runTurn(turn).catch((error: unknown) => {
       this.#s.logger.error({ err: error, runId: run.id, sessionId: this.id }, 'Voice turn failed');
     });
@@ -270,10 +339,12 @@ export class VoiceSession {
       events = withOutputRails(events, { ...s.rails, cancel: (reason) => this.#cancelRun(turn, reason) });
     }
     events = this.#tapView(turn, events);
-    const sentences = sentencesOf(events, { ...s.segmenter, signal: turn.abort.signal });
+    const sentences = sentencesOf(events, { ...turn.segmenter, signal: turn.abort.signal });
     const tts = this.#speak(turn);
     try {
       for await (const sentence of sentences) {
+        // Paused: nothing more goes out; the run goes on into its buffer meanwhile.
+        if (turn.paused !== null) await this.#whilePaused(turn);
         if (turn.abort.signal.aborted) break;
         turn.records.set(sentence.index, { index: sentence.index, text: sentence.text, audio: 'none', audioStartMs: 0, audioMs: 0 });
         this.#send({ type: 'sentence', turnId: turn.id, index: sentence.index, text: sentence.text, responseId: sentence.responseId });
@@ -352,6 +423,13 @@ export class VoiceSession {
           await this.#pace(turn);
           if (signal.aborted) return;
           if (!(await this.#writable())) return this.#shutdown();
+          // A pause holds this very chunk: resume sends it, so the audio joins exactly.
+          while (turn.paused !== null && !signal.aborted) {
+            await this.#whilePaused(turn);
+            await this.#pace(turn);
+          }
+          if (signal.aborted) return;
+          if (this.socket.readyState !== WebSocket.OPEN) return this.#shutdown();
           if (turn.playStart < 0) turn.playStart = performance.now();
           if (record.audio === 'none') {
             record.audio = 'started';
@@ -399,22 +477,118 @@ export class VoiceSession {
     return socket.readyState === WebSocket.OPEN;
   }
 
-  #interrupt(msg: Message): void {
-    let played: PlayedReport | undefined;
-    if (msg.played !== undefined) played = parsePlayed(msg.played);
+  /**
+   * Pause (a possible interruption): audio stops at once, the run goes on into its buffer, the
+   * history marks what was heard. Resumes by itself after `falseInterruptionTimeoutMs`.
+   *
+   * @param played where playback stands (`{ chars }`, `{ ms }` or `{ sentence }`); default: the
+   *   server's estimate.
+   * @throws {SluiceError} `failed_precondition` when no turn is speaking, it is already paused or
+   *   it does not allow interruptions; `invalid_argument` for a bad `played`.
+   */
+  pause(played?: unknown): PauseResult {
+    const report = played === undefined ? undefined : parsePlayed(played, 'pause');
+    const turn = this.#controlled('pause');
+    if (turn.paused !== null) throw new SluiceError('failed_precondition', `pause: turn ${turn.id} is already paused`, { details: { turnId: turn.id } });
+    const at = performance.now();
+    const where = report ?? this.#estimate(turn, at);
+    const timeout = this.#s.falseInterruptionTimeoutMs;
+    const timer =
+      timeout === Infinity
+        ? undefined
+        : setTimeout(() => {
+            if (turn.paused !== null && !turn.interrupted) this.#resume(turn, true);
+          }, timeout);
+    turn.paused = { at, played: where, timer };
+    const spoken = spokenText([...turn.records.values()], where);
+    turn.marks.push({ type: 'pause', at: Date.now(), played: where, spoken });
+    this.#recordMarks(turn);
+    this.#send({ type: 'paused', turnId: turn.id, runId: turn.run.id, played: where, spoken });
+    return { turnId: turn.id, runId: turn.run.id, played: where, spoken };
+  }
+
+  /**
+   * Resume after a pause (the interruption was false): audio goes on from where it stopped.
+   * @throws {SluiceError} `failed_precondition` when no turn is paused.
+   */
+  resume(): ResumeResult {
     const turn = this.#active ?? this.#lateTurn();
-    if (turn === null) return this.#reject('failed_precondition', 'interrupt: no turn is speaking');
-    if (!turn.allowInterruptions) {
-      return this.#reject('failed_precondition', `interrupt: interruptions are disabled for turn ${turn.id}; it goes on`, { turnId: turn.id });
+    if (turn === null || turn.paused === null) throw new SluiceError('failed_precondition', 'resume: no turn is paused');
+    return this.#resume(turn, false);
+  }
+
+  /**
+   * Barge-in: the user took the turn. Stops the audio and the run, and records what was heard
+   * (after a pause: what had been heard at the pause, unless `played` says otherwise).
+   * @throws {SluiceError} `failed_precondition` when no turn is speaking or it does not allow
+   *   interruptions; `invalid_argument` for a bad `played`.
+   */
+  interrupt(played?: unknown): InterruptResult {
+    let report = played === undefined ? undefined : parsePlayed(played);
+    const turn = this.#controlled('interrupt');
+    if (turn.paused !== null) {
+      report ??= turn.paused.played;
+      this.#endPause(turn);
     }
-    this.#stopTurn(turn, played, false);
-    this.#send({ type: 'interrupted', turnId: turn.id, runId: turn.run.id, history: turn.entry });
+    this.#stopTurn(turn, report, false);
+    const history = turn.entry as VoiceHistoryEntry;
+    this.#send({ type: 'interrupted', turnId: turn.id, runId: turn.run.id, history });
+    return { turnId: turn.id, runId: turn.run.id, history };
+  }
+
+  /** The turn a pause or interrupt applies to. */
+  #controlled(command: string): Turn {
+    const turn = this.#active ?? this.#lateTurn();
+    if (turn === null) throw new SluiceError('failed_precondition', `${command}: no turn is speaking`);
+    if (!turn.allowInterruptions) {
+      throw new SluiceError('failed_precondition', `${command}: interruptions are disabled for turn ${turn.id}; it goes on`, { details: { turnId: turn.id } });
+    }
+    return turn;
+  }
+
+  #resume(turn: Turn, auto: boolean): ResumeResult {
+    const pausedAt = turn.paused?.at ?? performance.now();
+    this.#endPause(turn);
+    // The playback clock stood still while paused.
+    if (turn.playStart >= 0) turn.playStart += performance.now() - pausedAt;
+    turn.marks.push({ type: 'resume', at: Date.now(), auto });
+    this.#recordMarks(turn);
+    this.#send({ type: 'resumed', turnId: turn.id, runId: turn.run.id, auto });
+    return { turnId: turn.id, runId: turn.run.id, auto };
+  }
+
+  #endPause(turn: Turn): void {
+    if (turn.paused === null) return;
+    clearTimeout(turn.paused.timer);
+    turn.paused = null;
+    for (const wake of turn.resumeWaiters.splice(0)) wake();
+  }
+
+  /** Waits until the turn is resumed or stopped. */
+  #whilePaused(turn: Turn): Promise<void> {
+    if (turn.paused === null || turn.abort.signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const onAbort = (): void => resolve();
+      turn.abort.signal.addEventListener('abort', onAbort, { once: true });
+      turn.resumeWaiters.push(() => {
+        turn.abort.signal.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
+  }
+
+  /** A turn that already ended keeps its history entry up to date with later marks. */
+  #recordMarks(turn: Turn): void {
+    if (turn.entry === null) return;
+    turn.entry = { ...turn.entry, marks: [...turn.marks] };
+    this.#s.history.put(turn.entry);
   }
 
   /** The last finished turn, while its audio may still be playing on the client. */
   #lateTurn(): Turn | null {
     const turn = this.#last;
     if (turn === null || turn.playStart < 0 || turn.interrupted) return null;
+    if (turn.paused !== null) return turn;
     return performance.now() <= turn.playStart + turn.sentMs + this.#s.lateInterruptGraceMs ? turn : null;
   }
 
@@ -442,10 +616,10 @@ export class VoiceSession {
     } else turn.run.cancel(reason);
   }
 
-  /** Where playback should be now, from the time the first audio frame went out. */
-  #estimate(turn: Turn): PlayedReport {
+  /** Where playback should be now (or at a pause), from the time the first audio frame went out. */
+  #estimate(turn: Turn, now = turn.paused?.at ?? performance.now()): PlayedReport {
     if (turn.playStart < 0) return { ms: 0 };
-    return { ms: Math.min(turn.sentMs, performance.now() - turn.playStart) };
+    return { ms: Math.min(turn.sentMs, now - turn.playStart) };
   }
 
   #finish(turn: Turn): void {
@@ -486,6 +660,7 @@ export class VoiceSession {
       sentences,
     };
     if (played !== undefined) entry.played = played;
+    if (turn.marks.length > 0) entry.marks = [...turn.marks];
     return entry;
   }
 
@@ -510,7 +685,13 @@ export class VoiceSession {
     if (this.#closed) return;
     this.#closed = true;
     const turn = this.#active;
-    if (turn !== null) this.#stopTurn(turn, undefined, true);
+    if (turn !== null) {
+      const played = turn.paused?.played;
+      this.#endPause(turn);
+      this.#stopTurn(turn, played, true);
+    }
+    const late = this.#last;
+    if (late !== null) this.#endPause(late);
   }
 }
 

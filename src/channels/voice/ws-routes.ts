@@ -5,14 +5,19 @@
  *
  * Routes: `GET <path>` (default `/voice/ws`): the voice protocol (see `session.ts`);
  * `GET <historyPath>/:turnId` and `GET <historyPath>?runId=&sessionId=&limit=` (default
- * `/voice/history`): turn histories from the channel's store.
+ * `/voice/history`): turn histories from the channel's store;
+ * `POST <sessionsPath>/:sessionId/pause|resume|interrupt` (default `/voice/sessions`), body
+ * optional `{ played }` (pause, interrupt): the voice controls (see `control.ts`). 200 with what
+ * the command did; 404 for an unknown session; 409 when the command does not apply now (no turn
+ * speaking, not paused, interruptions disabled); 400 for a bad body.
  * @module
  */
 
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
-import { SluiceError } from '../../protocol/errors.ts';
+import { HTTP_STATUS, SluiceError } from '../../protocol/errors.ts';
 import { mayAccess, ownerOf } from '../principal.ts';
 import { VoiceChannel } from './channel.ts';
+import { VOICE_COMMANDS, controlVoiceSession } from './control.ts';
 import type { VoiceChannelOptions } from './channel.ts';
 
 /** Options of {@link voiceWsRoutes}. */
@@ -28,6 +33,8 @@ export type VoiceWsRoutesOptions = ({ channel: VoiceChannel } | VoiceChannelOpti
    * principal only ever lists its own sessions' turns.
    */
   listing?: boolean;
+  /** Root of the control routes (`<sessionsPath>/:sessionId/pause|resume|interrupt`). Default `/voice/sessions`. */
+  sessionsPath?: string;
 };
 
 function checkPath(name: string, value: unknown, fallback: string): string {
@@ -43,10 +50,11 @@ function checkPath(name: string, value: unknown, fallback: string): string {
  * passed in belongs to the caller.
  */
 export const voiceWsRoutes: FastifyPluginAsync<VoiceWsRoutesOptions> = async (app: FastifyInstance, options: VoiceWsRoutesOptions) => {
-  const { path, historyPath, listing, ...rest } = options as VoiceWsRoutesOptions & Record<string, unknown>;
+  const { path, historyPath, sessionsPath, listing, ...rest } = options as VoiceWsRoutesOptions & Record<string, unknown>;
   if (listing !== undefined && typeof listing !== 'boolean') throw new SluiceError('invalid_argument', "voiceWsRoutes: option 'listing' must be a boolean");
   const socketPath = checkPath('path', path, '/voice/ws');
   const historyRoot = checkPath('historyPath', historyPath, '/voice/history');
+  const sessionsRoot = checkPath('sessionsPath', sessionsPath, '/voice/sessions');
   const given = (rest as { channel?: unknown }).channel;
   let channel: VoiceChannel;
   if (given !== undefined) {
@@ -73,6 +81,30 @@ export const voiceWsRoutes: FastifyPluginAsync<VoiceWsRoutesOptions> = async (ap
     if (entry === undefined) return reply.code(404).send({ code: 'not_found', error: `No history for turn '${turnId}'` });
     return entry;
   });
+  for (const command of VOICE_COMMANDS) {
+    app.post(`${sessionsRoot}/:sessionId/${command}`, async (request, reply) => {
+      const { sessionId } = request.params as { sessionId: string };
+      const body = request.body ?? {};
+      if (typeof body !== 'object' || Array.isArray(body)) {
+        return reply.code(400).send({ code: 'invalid_argument', error: `${command}: the body must be a JSON object ({ played? })` });
+      }
+      const unknown = Object.keys(body).find((key) => key !== 'played');
+      if (unknown !== undefined) {
+        return reply.code(400).send({ code: 'invalid_argument', error: `${command}: unknown field '${unknown}' (known: played)` });
+      }
+      try {
+        // Another principal's session is answered exactly like an unknown one.
+        const owner = ownerOf(request);
+        const mine = { session: (id: string) => { const found = channel.session(id); return found !== undefined && mayAccess(found.owner, owner) ? found : undefined; } };
+        return controlVoiceSession(mine, sessionId, command, (body as { played?: unknown }).played);
+      } catch (thrown) {
+        const error = SluiceError.from(thrown);
+        // A command that does not fit the session's state now: a conflict, not a malformed request.
+        const status = error.code === 'failed_precondition' ? 409 : HTTP_STATUS[error.code];
+        return reply.code(status).send({ code: error.code, error: error.message });
+      }
+    });
+  }
   app.get(historyRoot, async (request, reply) => {
     const q = (request.query ?? {}) as Record<string, string | undefined>;
     const limit = q.limit === undefined ? 50 : Number(q.limit);

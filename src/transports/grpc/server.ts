@@ -19,6 +19,7 @@ import { Health } from './gen/health_pb.ts';
 import { VoiceService } from './gen/sluice_voice_pb.ts';
 import { encodeGrpcMessage, writeUniversalResponse } from './response-writer.ts';
 import { voiceServiceImpl } from './voice-service.ts';
+import type { VoiceSessionLookup } from '../../channels/voice/control.ts';
 import { createWebhookStreamHandler } from './webhook-stream-handler.ts';
 
 /** Rasa SDK's default action-server port. */
@@ -63,6 +64,8 @@ export interface GrpcServerOptions {
   readMaxBytes?: number;
   /** How long `close()` lets open calls finish before cutting connections, in ms. Default 5,000. */
   closeTimeoutMs?: number;
+  /** The voice sockets `VoiceService`'s speech controls act on (a `VoiceChannel`). Default: none (UNIMPLEMENTED). */
+  voice?: VoiceSessionLookup;
 }
 
 /** A gRPC server for Rasa's action protocol (and Sluice's sentence service for voice gateways). */
@@ -114,7 +117,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   });
   router.service(ActionService, actionServiceImpl(executor, logger));
   router.service(Health, healthServiceImpl(health));
-  router.service(VoiceService, voiceServiceImpl(executor));
+  router.service(VoiceService, voiceServiceImpl(executor, options.voice));
   const routes = new Map<string, (request: UniversalServerRequest) => Promise<UniversalServerResponse>>();
   for (const handler of router.handlers) routes.set(handler.requestPath, handler);
   // The streaming hot path: batched, with Connect's handler behind it for unusual requests.

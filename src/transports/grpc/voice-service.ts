@@ -16,6 +16,10 @@
  * `StreamSentences` owns its run: a client that goes away, a deadline or a server shutdown cancels
  * it. `FollowSentences` only reads: it never cancels the run it follows.
  *
+ * `PauseSpeech`, `ResumeSpeech` and `InterruptSpeech` are the voice controls of a voice socket
+ * (`/voice/ws`) by its session id (`channels/voice/control.ts`): the same as the socket's own
+ * `pause` / `resume` / `interrupt` commands, for a gateway that detects speech in another process.
+ *
  * Sentences come at the pace of speech, a handful per second, so these calls use Connect's
  * generic streaming path; the batched path of `WebhookStream` pays off for token streams only.
  * @module
@@ -24,6 +28,8 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
 import { parseSegmenterOptions, sentenceGate, sentenceViewOf, type SentenceViewItem } from '../../channels/voice/sentence-view.ts';
 import type { SentenceEvent } from '../../channels/voice/sentences.ts';
+import { controlVoiceSession, type VoiceCommand, type VoiceSessionLookup } from '../../channels/voice/control.ts';
+import type { PlayedReport } from '../../channels/voice/history.ts';
 import { SluiceError } from '../../protocol/errors.ts';
 import type { RunEndReason } from '../../protocol/events.ts';
 import type { ActionExecutor } from '../../runtime/executor.ts';
@@ -33,7 +39,10 @@ import type { SentenceStreamOptions } from '../../text/options.ts';
 import { requestToActionCall, statusError, statusForError, webhookResponse, type GrpcStatus } from './convert.ts';
 import type {
   FollowSentencesRequest,
+  Played,
   SegmenterOptions,
+  SpeechControlRequest,
+  SpeechControlResponse,
   SentenceStreamEvent,
   StreamSentencesRequest,
   VoiceService,
@@ -173,10 +182,56 @@ async function* followSentences(
   yield* sentenceStream(run, sub, segmenter, request.afterIndex ?? -1, run.action, context.signal);
 }
 
-/** The `VoiceService` implementation (see the module notes). */
-export function voiceServiceImpl(executor: ActionExecutor): ServiceImpl<typeof VoiceService> {
+function playedReport(played: Played | undefined): PlayedReport | undefined {
+  const position = played?.position;
+  if (position === undefined || position.case === undefined) return undefined;
+  return { [position.case]: position.value } as PlayedReport;
+}
+
+function playedMessage(report: PlayedReport | undefined): Played | undefined {
+  if (report === undefined) return undefined;
+  const [key, value] = Object.entries(report)[0] as ['chars' | 'ms' | 'sentence', number];
+  return { $typeName: 'sluice.v1.Played', position: { case: key, value } };
+}
+
+const CONTROL_STATUS: Partial<Record<string, Code>> = {
+  not_found: Code.NotFound,
+  failed_precondition: Code.FailedPrecondition,
+  invalid_argument: Code.InvalidArgument,
+};
+
+function controlSpeech(voice: VoiceSessionLookup | undefined, method: string, command: VoiceCommand, request: SpeechControlRequest): SpeechControlResponse {
+  if (voice === undefined) throw new ConnectError(`${method}: this server has no voice socket`, Code.Unimplemented);
+  if (request.sessionId === '') throw new ConnectError(`${method}: 'session_id' is required`, Code.InvalidArgument);
+  const played = playedReport(request.played);
+  if (command === 'resume' && played !== undefined) throw new ConnectError(`${method}: 'played' is not accepted`, Code.InvalidArgument);
+  try {
+    const r = controlVoiceSession(voice, request.sessionId, command, played);
+    return {
+      $typeName: 'sluice.v1.SpeechControlResponse',
+      sessionId: r.sessionId,
+      turnId: r.turnId,
+      runId: r.runId,
+      played: playedMessage(r.played),
+      spoken: r.spoken ?? '',
+      auto: r.auto ?? false,
+    };
+  } catch (thrown) {
+    const error = SluiceError.from(thrown);
+    throw new ConnectError(`${method}: ${error.message}`, CONTROL_STATUS[error.code] ?? Code.Internal);
+  }
+}
+
+/**
+ * The `VoiceService` implementation (see the module notes). Without `voice` (no voice socket
+ * served) the speech controls answer UNIMPLEMENTED.
+ */
+export function voiceServiceImpl(executor: ActionExecutor, voice?: VoiceSessionLookup): ServiceImpl<typeof VoiceService> {
   return {
     streamSentences: (request, context) => streamSentences(executor, request, context),
     followSentences: (request, context) => followSentences(executor, request, context),
+    pauseSpeech: (request) => controlSpeech(voice, 'PauseSpeech', 'pause', request),
+    resumeSpeech: (request) => controlSpeech(voice, 'ResumeSpeech', 'resume', request),
+    interruptSpeech: (request) => controlSpeech(voice, 'InterruptSpeech', 'interrupt', request),
   };
 }

@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { sentenceRoutes } from '../../../src/channels/voice/routes.ts';
 import type { ActionExecutor } from '../../../src/runtime/executor.ts';
 import { call, executorWith, pacedAction } from './helpers.ts';
+import { AFTER_TOOL, BEFORE_TOOL, TOOL_MS, toolAction, toolTimes } from './sentence-actions.ts';
 
 const TEXT = 'Good morning. The shop opens at nine. See you soon!';
 
@@ -33,7 +34,7 @@ describe('GET /runs/:runId/sentences', () => {
   let executor: ActionExecutor;
   let url = '';
   before(async () => {
-    executor = executorWith([pacedAction('action_text', TEXT, 10)]);
+    executor = executorWith([pacedAction('action_text', TEXT, 10), toolAction()]);
     app = Fastify({ logger: false });
     await app.register(sentenceRoutes, { executor });
     url = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -56,6 +57,24 @@ describe('GET /runs/:runId/sentences', () => {
     const end = frames.at(-1)!;
     assert.equal(end.event, 'end');
     assert.deepEqual(JSON.parse(end.data), { runId: run.id, reason: 'completed' });
+  });
+
+  it('a tool call releases the sentence before it at once, long before the tool ends', async () => {
+    const run = executor.start(call('action_tool', { sender: 'sse-tool' }));
+    const res = await fetch(`${url}/runs/${run.id}/sentences`);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let body = '';
+    let firstAt = -1;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      body += value;
+      if (firstAt < 0 && body.includes('event: sentence')) firstAt = performance.now();
+    }
+    const texts = parseSse(body).filter((f) => f.event === 'sentence').map((f) => JSON.parse(f.data).text);
+    assert.deepEqual(texts, [BEFORE_TOOL, AFTER_TOOL]);
+    const times = toolTimes.get('sse-tool')!;
+    assert.ok(firstAt > 0 && firstAt < times.endAt - TOOL_MS / 2, `the sentence came ${Math.round(firstAt - times.startAt)} ms after tool-start`);
   });
 
   it('resumes after Last-Event-ID (or ?after=)', async () => {

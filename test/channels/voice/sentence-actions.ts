@@ -15,8 +15,40 @@ export function tokens(text: string): string[] {
   return text.split(/(?<=\s)(?=\S)/);
 }
 
+/** The sentence said before the tool call of {@link toolAction}, and the one after it. */
+export const BEFORE_TOOL = 'Let me check the weather in Paris for you. ';
+export const AFTER_TOOL = 'It is sunny there.';
+/** How long the tool of {@link toolAction} runs. */
+export const TOOL_MS = 1500;
+
+/** When the tool of a {@link toolAction} run started and ended (performance.now()), by sender id. */
+export const toolTimes = new Map<string, { startAt: number; endAt: number }>();
+
+/**
+ * Says a sentence, calls a tool that runs {@link TOOL_MS} (no text meanwhile: the model waits),
+ * then says one more: the first sentence must be released by the tool-start, not by the resume.
+ */
+export function toolAction(name = 'action_tool', toolMs = TOOL_MS): ActionDefinition {
+  return defineAction({
+    name,
+    async *stream({ signal, tracker }) {
+      for (const token of tokens(BEFORE_TOOL)) yield token;
+      const times = { startAt: performance.now(), endAt: -1 };
+      toolTimes.set(tracker.senderId, times);
+      yield { type: 'tool-start', toolCallId: 'call_1', name: 'weather' };
+      yield { type: 'tool-call', toolCallId: 'call_1', name: 'weather', args: { city: 'Paris' } };
+      await sleep(toolMs, undefined, { signal });
+      times.endAt = performance.now();
+      yield { type: 'tool-result', toolCallId: 'call_1', name: 'weather', output: { sky: 'sunny' } };
+      for (const token of tokens(AFTER_TOOL)) yield token;
+      return [slotSet('weather', 'sunny')];
+    },
+  });
+}
+
 export function sentenceActions(aborted: Set<string>): ActionDefinition[] {
   return [
+    toolAction(),
     // Three streamed sentences, then a whole message: four sentences across two messages.
     defineAction({
       name: 'action_story',

@@ -16,7 +16,7 @@ import {
   VoiceService,
   type SentenceStreamEvent,
 } from '../../../src/transports/grpc/gen/sluice_voice_pb.ts';
-import { STORY, sentenceActions } from '../../channels/voice/sentence-actions.ts';
+import { AFTER_TOOL, BEFORE_TOOL, STORY, TOOL_MS, sentenceActions, toolTimes } from '../../channels/voice/sentence-actions.ts';
 import { assertIdle, request, startHarness, type Harness } from './helpers.ts';
 
 const RASA_NOT_FOUND = { action_name: 'action_nope', message: "No registered action found for name 'action_nope'.", resource_type: 'ACTION' };
@@ -92,6 +92,34 @@ describe('sluice.v1.VoiceService', () => {
     assert.equal(runEnd(outcome.events), 'completed');
     assert.match(outcome.runId ?? '', /^[0-9a-f-]{36}$/);
     assert.equal(h.executor.getRun(outcome.runId!)?.endReason, 'completed');
+  });
+
+  test('StreamSentences: a tool call releases the sentence before it at once, long before the tool ends', async () => {
+    let firstAt = -1;
+    const outcome = await read(
+      (options) => voice.streamSentences({ call: request('action_tool', { senderId: 'grpc-tool', tracker: { senderId: 'grpc-tool' } }) }, options),
+      (event) => {
+        if (event.event.case === 'sentence' && firstAt < 0) firstAt = performance.now();
+      },
+    );
+    assert.equal(outcome.error, null);
+    assert.deepEqual(sentences(outcome.events).map((s) => s.text), [BEFORE_TOOL, AFTER_TOOL]);
+    const times = toolTimes.get('grpc-tool')!;
+    assert.ok(firstAt > 0 && firstAt < times.endAt - TOOL_MS / 2, `the sentence came ${Math.round(firstAt - times.startAt)} ms after tool-start`);
+  });
+
+  test('FollowSentences: the same boundaries at a tool call as StreamSentences', async () => {
+    const run = h.executor.start({ next_action: 'action_tool', sender_id: 'grpc-follow', tracker: { sender_id: 'grpc-follow' } } as never, { streaming: true });
+    let firstAt = -1;
+    const outcome = await read(
+      () => voice.followSentences({ runId: run.id }),
+      (event) => {
+        if (event.event.case === 'sentence' && firstAt < 0) firstAt = performance.now();
+      },
+    );
+    assert.deepEqual(sentences(outcome.events).map((s) => s.text), [BEFORE_TOOL, AFTER_TOOL]);
+    const times = toolTimes.get('grpc-follow')!;
+    assert.ok(firstAt > 0 && firstAt < times.endAt - TOOL_MS / 2, `the sentence came ${Math.round(firstAt - times.startAt)} ms after tool-start`);
   });
 
   test('StreamSentences: a static (non-streamed) message is spoken as sentences; segmenter options apply', async () => {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { STORY, sentenceActions } from '../../channels/voice/sentence-actions.ts';
+import { AFTER_TOOL, BEFORE_TOOL, STORY, TOOL_MS, sentenceActions, toolTimes } from '../../channels/voice/sentence-actions.ts';
 import { WsClient, assertSettled, call, startServer, waitFor, type TestServer } from './fixtures.ts';
 
 async function start(client: WsClient, id: string, body: unknown, extra: Record<string, unknown> = {}): Promise<string> {
@@ -57,6 +57,19 @@ describe('WebSocket /ws, sentence view', () => {
     assert.equal(typeof result.seq, 'number');
     assert.equal(end.reason, 'completed');
     assert.equal(end.seq, result.seq + 1);
+    await client.close();
+  });
+
+  it('a tool call releases the sentence before it at once, long before the tool ends', async () => {
+    const client = await WsClient.connect(server.url);
+    const runId = await start(client, 'tool', call('action_tool', { sender: 'ws-tool' }));
+    const first = await client.next((m) => m.type === 'sentence' && m.runId === runId, TOOL_MS * 3);
+    const arrivedAt = performance.now();
+    assert.equal(first.text, BEFORE_TOOL);
+    const got = await untilEnd(client, runId);
+    const times = toolTimes.get('ws-tool')!;
+    assert.ok(arrivedAt < times.endAt - TOOL_MS / 2, `the sentence came ${Math.round(arrivedAt - times.startAt)} ms after tool-start`);
+    assert.deepEqual(got.filter((m) => m.type === 'sentence').map((m) => m.text), [BEFORE_TOOL, AFTER_TOOL]);
     await client.close();
   });
 

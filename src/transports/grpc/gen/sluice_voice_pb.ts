@@ -18,7 +18,122 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sluice_voice.proto.
  */
 export const file_sluice_voice: GenFile = /*@__PURE__*/
-  fileDesc("ChJzbHVpY2Vfdm9pY2UucHJvdG8SCXNsdWljZS52MSLaAQoQU2VnbWVudGVyT3B0aW9ucxIRCgRtb2RlGAEgASgJSACIAQESEwoGbG9jYWxlGAIgASgJSAGIAQESHQoQbWluX2ZpcnN0X2xlbmd0aBgDIAEoDUgCiAEBEhcKCm1heF9sZW5ndGgYBCABKA1IA4gBARIbCg5zdGFsbF9mbHVzaF9tcxgFIAEoDUgEiAEBQgcKBV9tb2RlQgkKB19sb2NhbGVCEwoRX21pbl9maXJzdF9sZW5ndGhCDQoLX21heF9sZW5ndGhCEQoPX3N0YWxsX2ZsdXNoX21zIn0KFlN0cmVhbVNlbnRlbmNlc1JlcXVlc3QSMwoEY2FsbBgBIAEoCzIlLmFjdGlvbl9zZXJ2ZXJfd2ViaG9vay5XZWJob29rUmVxdWVzdBIuCglzZWdtZW50ZXIYAiABKAsyGy5zbHVpY2UudjEuU2VnbWVudGVyT3B0aW9ucyKCAQoWRm9sbG93U2VudGVuY2VzUmVxdWVzdBIOCgZydW5faWQYASABKAkSGAoLYWZ0ZXJfaW5kZXgYAiABKA1IAIgBARIuCglzZWdtZW50ZXIYAyABKAsyGy5zbHVpY2UudjEuU2VnbWVudGVyT3B0aW9uc0IOCgxfYWZ0ZXJfaW5kZXgiPAoIU2VudGVuY2USDQoFaW5kZXgYASABKA0SDAoEdGV4dBgCIAEoCRITCgtyZXNwb25zZV9pZBgDIAEoCSIYCgZSdW5FbmQSDgoGcmVhc29uGAEgASgJIuIBChNTZW50ZW5jZVN0cmVhbUV2ZW50EicKCHNlbnRlbmNlGAEgASgLMhMuc2x1aWNlLnYxLlNlbnRlbmNlSAASPgoMZmluYWxfcmVzdWx0GAIgASgLMiYuYWN0aW9uX3NlcnZlcl93ZWJob29rLldlYmhvb2tSZXNwb25zZUgAEjMKBWVycm9yGAMgASgLMiIuYWN0aW9uX3NlcnZlcl93ZWJob29rLlN0cmVhbUVycm9ySAASJAoHcnVuX2VuZBgEIAEoCzIRLnNsdWljZS52MS5SdW5FbmRIAEIHCgVldmVudDK+AQoMVm9pY2VTZXJ2aWNlElYKD1N0cmVhbVNlbnRlbmNlcxIhLnNsdWljZS52MS5TdHJlYW1TZW50ZW5jZXNSZXF1ZXN0Gh4uc2x1aWNlLnYxLlNlbnRlbmNlU3RyZWFtRXZlbnQwARJWCg9Gb2xsb3dTZW50ZW5jZXMSIS5zbHVpY2UudjEuRm9sbG93U2VudGVuY2VzUmVxdWVzdBoeLnNsdWljZS52MS5TZW50ZW5jZVN0cmVhbUV2ZW50MAFiBnByb3RvMw", [file_action_webhook]);
+  fileDesc("ChJzbHVpY2Vfdm9pY2UucHJvdG8SCXNsdWljZS52MSJHCgZQbGF5ZWQSDwoFY2hhcnMYASABKA1IABIMCgJtcxgCIAEoAUgAEhIKCHNlbnRlbmNlGAMgASgNSABCCgoIcG9zaXRpb24iTQoUU3BlZWNoQ29udHJvbFJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIhCgZwbGF5ZWQYAiABKAsyES5zbHVpY2UudjEuUGxheWVkIo0BChVTcGVlY2hDb250cm9sUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIPCgd0dXJuX2lkGAIgASgJEg4KBnJ1bl9pZBgDIAEoCRIhCgZwbGF5ZWQYBCABKAsyES5zbHVpY2UudjEuUGxheWVkEg4KBnNwb2tlbhgFIAEoCRIMCgRhdXRvGAYgASgIItoBChBTZWdtZW50ZXJPcHRpb25zEhEKBG1vZGUYASABKAlIAIgBARITCgZsb2NhbGUYAiABKAlIAYgBARIdChBtaW5fZmlyc3RfbGVuZ3RoGAMgASgNSAKIAQESFwoKbWF4X2xlbmd0aBgEIAEoDUgDiAEBEhsKDnN0YWxsX2ZsdXNoX21zGAUgASgNSASIAQFCBwoFX21vZGVCCQoHX2xvY2FsZUITChFfbWluX2ZpcnN0X2xlbmd0aEINCgtfbWF4X2xlbmd0aEIRCg9fc3RhbGxfZmx1c2hfbXMifQoWU3RyZWFtU2VudGVuY2VzUmVxdWVzdBIzCgRjYWxsGAEgASgLMiUuYWN0aW9uX3NlcnZlcl93ZWJob29rLldlYmhvb2tSZXF1ZXN0Ei4KCXNlZ21lbnRlchgCIAEoCzIbLnNsdWljZS52MS5TZWdtZW50ZXJPcHRpb25zIoIBChZGb2xsb3dTZW50ZW5jZXNSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIYCgthZnRlcl9pbmRleBgCIAEoDUgAiAEBEi4KCXNlZ21lbnRlchgDIAEoCzIbLnNsdWljZS52MS5TZWdtZW50ZXJPcHRpb25zQg4KDF9hZnRlcl9pbmRleCI8CghTZW50ZW5jZRINCgVpbmRleBgBIAEoDRIMCgR0ZXh0GAIgASgJEhMKC3Jlc3BvbnNlX2lkGAMgASgJIhgKBlJ1bkVuZBIOCgZyZWFzb24YASABKAki4gEKE1NlbnRlbmNlU3RyZWFtRXZlbnQSJwoIc2VudGVuY2UYASABKAsyEy5zbHVpY2UudjEuU2VudGVuY2VIABI+CgxmaW5hbF9yZXN1bHQYAiABKAsyJi5hY3Rpb25fc2VydmVyX3dlYmhvb2suV2ViaG9va1Jlc3BvbnNlSAASMwoFZXJyb3IYAyABKAsyIi5hY3Rpb25fc2VydmVyX3dlYmhvb2suU3RyZWFtRXJyb3JIABIkCgdydW5fZW5kGAQgASgLMhEuc2x1aWNlLnYxLlJ1bkVuZEgAQgcKBWV2ZW50MrkDCgxWb2ljZVNlcnZpY2USVgoPU3RyZWFtU2VudGVuY2VzEiEuc2x1aWNlLnYxLlN0cmVhbVNlbnRlbmNlc1JlcXVlc3QaHi5zbHVpY2UudjEuU2VudGVuY2VTdHJlYW1FdmVudDABElYKD0ZvbGxvd1NlbnRlbmNlcxIhLnNsdWljZS52MS5Gb2xsb3dTZW50ZW5jZXNSZXF1ZXN0Gh4uc2x1aWNlLnYxLlNlbnRlbmNlU3RyZWFtRXZlbnQwARJQCgtQYXVzZVNwZWVjaBIfLnNsdWljZS52MS5TcGVlY2hDb250cm9sUmVxdWVzdBogLnNsdWljZS52MS5TcGVlY2hDb250cm9sUmVzcG9uc2USUQoMUmVzdW1lU3BlZWNoEh8uc2x1aWNlLnYxLlNwZWVjaENvbnRyb2xSZXF1ZXN0GiAuc2x1aWNlLnYxLlNwZWVjaENvbnRyb2xSZXNwb25zZRJUCg9JbnRlcnJ1cHRTcGVlY2gSHy5zbHVpY2UudjEuU3BlZWNoQ29udHJvbFJlcXVlc3QaIC5zbHVpY2UudjEuU3BlZWNoQ29udHJvbFJlc3BvbnNlYgZwcm90bzM", [file_action_webhook]);
+
+/**
+ * How much of a turn's audio the client played; absent: the server's estimate.
+ *
+ * @generated from message sluice.v1.Played
+ */
+export type Played = Message<"sluice.v1.Played"> & {
+  /**
+   * @generated from oneof sluice.v1.Played.position
+   */
+  position: {
+    /**
+     * Characters of the played sentences' text that were heard.
+     *
+     * @generated from field: uint32 chars = 1;
+     */
+    value: number;
+    case: "chars";
+  } | {
+    /**
+     * Milliseconds of the turn's audio that were played.
+     *
+     * @generated from field: double ms = 2;
+     */
+    value: number;
+    case: "ms";
+  } | {
+    /**
+     * Index of the sentence that was playing (it and the ones before count in full).
+     *
+     * @generated from field: uint32 sentence = 3;
+     */
+    value: number;
+    case: "sentence";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message sluice.v1.Played.
+ * Use `create(PlayedSchema)` to create a new message.
+ */
+export const PlayedSchema: GenMessage<Played> = /*@__PURE__*/
+  messageDesc(file_sluice_voice, 0);
+
+/**
+ * @generated from message sluice.v1.SpeechControlRequest
+ */
+export type SpeechControlRequest = Message<"sluice.v1.SpeechControlRequest"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * Pause and interrupt only.
+   *
+   * @generated from field: sluice.v1.Played played = 2;
+   */
+  played?: Played | undefined;
+};
+
+/**
+ * Describes the message sluice.v1.SpeechControlRequest.
+ * Use `create(SpeechControlRequestSchema)` to create a new message.
+ */
+export const SpeechControlRequestSchema: GenMessage<SpeechControlRequest> = /*@__PURE__*/
+  messageDesc(file_sluice_voice, 1);
+
+/**
+ * @generated from message sluice.v1.SpeechControlResponse
+ */
+export type SpeechControlResponse = Message<"sluice.v1.SpeechControlResponse"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * @generated from field: string turn_id = 2;
+   */
+  turnId: string;
+
+  /**
+   * @generated from field: string run_id = 3;
+   */
+  runId: string;
+
+  /**
+   * Pause: where playback stood; interrupt: what the history counts as played.
+   *
+   * @generated from field: sluice.v1.Played played = 4;
+   */
+  played?: Played | undefined;
+
+  /**
+   * Pause: what had been heard at the pause; interrupt: what the history keeps as heard.
+   *
+   * @generated from field: string spoken = 5;
+   */
+  spoken: string;
+
+  /**
+   * Resume: false (asked for).
+   *
+   * @generated from field: bool auto = 6;
+   */
+  auto: boolean;
+};
+
+/**
+ * Describes the message sluice.v1.SpeechControlResponse.
+ * Use `create(SpeechControlResponseSchema)` to create a new message.
+ */
+export const SpeechControlResponseSchema: GenMessage<SpeechControlResponse> = /*@__PURE__*/
+  messageDesc(file_sluice_voice, 2);
 
 /**
  * How text is cut into sentences; every field is optional and has the segmenter's default.
@@ -68,7 +183,7 @@ export type SegmenterOptions = Message<"sluice.v1.SegmenterOptions"> & {
  * Use `create(SegmenterOptionsSchema)` to create a new message.
  */
 export const SegmenterOptionsSchema: GenMessage<SegmenterOptions> = /*@__PURE__*/
-  messageDesc(file_sluice_voice, 0);
+  messageDesc(file_sluice_voice, 3);
 
 /**
  * @generated from message sluice.v1.StreamSentencesRequest
@@ -90,7 +205,7 @@ export type StreamSentencesRequest = Message<"sluice.v1.StreamSentencesRequest">
  * Use `create(StreamSentencesRequestSchema)` to create a new message.
  */
 export const StreamSentencesRequestSchema: GenMessage<StreamSentencesRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_voice, 1);
+  messageDesc(file_sluice_voice, 4);
 
 /**
  * @generated from message sluice.v1.FollowSentencesRequest
@@ -119,7 +234,7 @@ export type FollowSentencesRequest = Message<"sluice.v1.FollowSentencesRequest">
  * Use `create(FollowSentencesRequestSchema)` to create a new message.
  */
 export const FollowSentencesRequestSchema: GenMessage<FollowSentencesRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_voice, 2);
+  messageDesc(file_sluice_voice, 5);
 
 /**
  * One sentence, exactly as produced (the whitespace after it included).
@@ -152,7 +267,7 @@ export type Sentence = Message<"sluice.v1.Sentence"> & {
  * Use `create(SentenceSchema)` to create a new message.
  */
 export const SentenceSchema: GenMessage<Sentence> = /*@__PURE__*/
-  messageDesc(file_sluice_voice, 3);
+  messageDesc(file_sluice_voice, 6);
 
 /**
  * The last message of a run: why it ended ("completed", "cancelled", "timeout", "error").
@@ -171,7 +286,7 @@ export type RunEnd = Message<"sluice.v1.RunEnd"> & {
  * Use `create(RunEndSchema)` to create a new message.
  */
 export const RunEndSchema: GenMessage<RunEnd> = /*@__PURE__*/
-  messageDesc(file_sluice_voice, 4);
+  messageDesc(file_sluice_voice, 7);
 
 /**
  * @generated from message sluice.v1.SentenceStreamEvent
@@ -214,7 +329,7 @@ export type SentenceStreamEvent = Message<"sluice.v1.SentenceStreamEvent"> & {
  * Use `create(SentenceStreamEventSchema)` to create a new message.
  */
 export const SentenceStreamEventSchema: GenMessage<SentenceStreamEvent> = /*@__PURE__*/
-  messageDesc(file_sluice_voice, 5);
+  messageDesc(file_sluice_voice, 8);
 
 /**
  * @generated from service sluice.v1.VoiceService
@@ -243,6 +358,38 @@ export const VoiceService: GenService<{
     methodKind: "server_streaming";
     input: typeof FollowSentencesRequestSchema;
     output: typeof SentenceStreamEventSchema;
+  },
+  /**
+   * The voice controls of a voice socket (`/voice/ws`), by the `sessionId` of its `turn-start`
+   * frames: a gateway that detects speech elsewhere pauses the speech on a possible interruption,
+   * resumes it when the interruption was false (audio goes on from the exact byte it stopped at;
+   * without either call it resumes by itself after the server's false-interruption timeout), or
+   * interrupts it (barge-in, from the paused position). NOT_FOUND for an unknown session;
+   * FAILED_PRECONDITION when the call does not apply now (no turn speaking, not paused,
+   * interruptions disabled); INVALID_ARGUMENT for a bad `played`.
+   *
+   * @generated from rpc sluice.v1.VoiceService.PauseSpeech
+   */
+  pauseSpeech: {
+    methodKind: "unary";
+    input: typeof SpeechControlRequestSchema;
+    output: typeof SpeechControlResponseSchema;
+  },
+  /**
+   * @generated from rpc sluice.v1.VoiceService.ResumeSpeech
+   */
+  resumeSpeech: {
+    methodKind: "unary";
+    input: typeof SpeechControlRequestSchema;
+    output: typeof SpeechControlResponseSchema;
+  },
+  /**
+   * @generated from rpc sluice.v1.VoiceService.InterruptSpeech
+   */
+  interruptSpeech: {
+    methodKind: "unary";
+    input: typeof SpeechControlRequestSchema;
+    output: typeof SpeechControlResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sluice_voice, 0);
