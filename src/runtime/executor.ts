@@ -196,7 +196,8 @@ export class ActionExecutor {
   acknowledge(responseId: string, allowed: (owner: string | undefined) => boolean = anyOwner): boolean | Promise<boolean> {
     const run = this.#registry.lookup(responseId);
     if (run !== undefined) return allowed(run.owner) && this.ack(responseId);
-    return this.#shared === LOCAL_RUNS ? false : this.#shared.control.ack(responseId, allowed);
+    // ack() logs the miss (at debug: normal when the stream already ended).
+    return this.#shared === LOCAL_RUNS ? this.ack(responseId) : this.#shared.control.ack(responseId, allowed);
   }
 
   /**
