@@ -18,6 +18,10 @@ import { createHttpServer } from '../transports/http/index.ts';
 import { uiMessageRoutes } from '../channels/ui-message/index.ts';
 import { sentenceRoutes, voiceWsRoutes } from '../channels/voice/index.ts';
 import { loadActionModule } from './load-actions.ts';
+import type { MetricsServeOptions } from './flags/obs.ts';
+import { SluiceMetrics } from '../obs/metrics.ts';
+import { createMetricsServer, registerMetricsRoute } from '../obs/route.ts';
+import { startOtelFromEnv } from '../obs/otel.ts';
 
 /** The playground page: plain files, no build step, shipped beside `src/` and `dist/`. */
 const WEB_ROOT = fileURLToPath(new URL('../../web/', import.meta.url));
@@ -43,6 +47,8 @@ export interface ServeOptions {
   playground?: boolean;
   /** Applications to serve under `/apps/:appId/…` (see `appRoutes`). */
   apps?: AppRegistry;
+  /** Prometheus metrics: on the HTTP port at `path` (default `/metrics`), on a port of their own, or `false`. */
+  metrics?: MetricsServeOptions;
 }
 
 /** A running server. */
@@ -50,6 +56,8 @@ export interface RunningServer {
   executor: ActionExecutor;
   httpUrl: string;
   grpcAddress: string;
+  /** Where metrics are scraped, if served. */
+  metricsUrl?: string;
   /** Stops accepting, cancels live runs, closes both listeners. */
   close(): Promise<void>;
 }
@@ -58,8 +66,14 @@ export interface RunningServer {
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger ?? createLogger();
   const { actions, exports } = await loadActionModule(options.actions);
-  const executor = new ActionExecutor({ actions, logger });
+  const otel = await startOtelFromEnv(process.env, logger);
+  const metricsOption = options.metrics ?? { path: '/metrics' };
+  const metrics = metricsOption === false ? undefined : new SluiceMetrics();
+  const executor = new ActionExecutor({ actions, logger, observers: metrics === undefined ? [] : [metrics] });
+  metrics?.attach(executor);
   const http = createHttpServer({ executor, apps: options.apps });
+  const metricsServer = metrics !== undefined && metricsOption !== false && metricsOption.port !== undefined ? createMetricsServer(metrics, metricsOption.path) : undefined;
+  if (metrics !== undefined && metricsOption !== false && metricsServer === undefined) registerMetricsRoute(http, metrics, metricsOption.path);
   // AI SDK front ends (useChat) talk to /api/chat; it answers with the assistant action when the
   // module has one, else with the chat action.
   const chatAction = ['action_assistant', 'action_chat'].find((name) => executor.getAction(name) !== undefined);
@@ -88,12 +102,27 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const address = http.server.address();
   const httpPort = typeof address === 'object' && address !== null ? address.port : options.port;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  let metricsUrl: string | undefined;
+  if (metricsOption !== false) {
+    if (metricsServer !== undefined) {
+      try {
+        await metricsServer.listen({ port: metricsOption.port, host: options.host });
+      } catch (error) {
+        await Promise.allSettled([http.close(), grpc.close()]);
+        throw new SluiceError('unavailable', `Cannot listen for metrics on ${options.host}:${metricsOption.port}: ${(error as Error).message}`, { cause: error });
+      }
+      const bound = metricsServer.server.address();
+      metricsUrl = `http://${host}:${typeof bound === 'object' && bound !== null ? bound.port : metricsOption.port}${metricsOption.path}`;
+    } else metricsUrl = `http://${host}:${httpPort}${metricsOption.path}`;
+  }
   return {
     executor,
     httpUrl: `http://${host}:${httpPort}`,
     grpcAddress: `${host}:${grpcPort}`,
+    ...(metricsUrl === undefined ? {} : { metricsUrl }),
     async close() {
-      await Promise.allSettled([executor.close(), grpc.close(), http.close()]);
+      await Promise.allSettled([executor.close(), grpc.close(), http.close(), metricsServer?.close()]);
+      await otel?.shutdown().catch(() => {});
     },
   };
 }
@@ -136,6 +165,7 @@ export async function serve(options: ServeOptions & { dev?: boolean }): Promise<
   out.write(`  Voice  ${server.httpUrl.replace('http', 'ws')}/voice/ws   (sentences + audio), GET /runs/:id/sentences\n`);
   if (playground) out.write(`  Web    ${server.httpUrl}/   (playground)\n`);
   if (apps !== undefined) out.write(`  Apps   ${server.httpUrl}/apps/:appId/stream   (application steps as SSE)\n`);
+  if (server.metricsUrl !== undefined) out.write(`  Metrics ${server.metricsUrl}   (Prometheus)\n`);
   out.write(`  actions: ${names}\n`);
   if (options.dev) out.write(`  try:   npx sluice chat --url ${server.httpUrl}\n`);
   let closing = false;

@@ -23,6 +23,10 @@ export type {
 export { ActionExecutor } from './executor.ts';
 export type { EventSink, ExecuteOptions, ExecutorOptions, StartOptions } from './executor.ts';
 export { StreamRegistry } from './stream-registry.ts';
+export { WireMeter, WireMeters, traceHeadersOf } from './observer.ts';
+export type { RunMark, RunObserver, RunStartInfo, RunWatch } from './observer.ts';
+export { RunTracer, SPAN_ATTRIBUTES, TRACER_NAME } from './tracing.ts';
+export type { RunTracerOptions } from './tracing.ts';
 export { BARGE_IN_TIMEOUT_ENV, DEFAULT_BARGE_IN_TIMEOUT_SECONDS, resolveBargeInTimeout } from './barge-in.ts';
 export { Tracker } from './tracker.ts';
 export type { LatestMessage } from './tracker.ts';

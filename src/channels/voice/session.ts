@@ -36,6 +36,7 @@ import type { ErrorCode } from '../../protocol/errors.ts';
 import type { ErrorEvent, RasaEvent, ResultEvent, SluiceEvent } from '../../protocol/events.ts';
 import { buildMessage } from '../../runtime/dispatcher.ts';
 import { Run } from '../../runtime/run.ts';
+import type { WireMeter } from '../../runtime/observer.ts';
 import type { VoiceSettings } from './channel.ts';
 import { checkCall } from './channel.ts';
 import type { HistorySentence, PlayedReport, TurnEndReason, VoiceHistoryEntry } from './history.ts';
@@ -132,11 +133,15 @@ export class VoiceSession {
   #turns = 0;
   #closed = false;
   #running = new Set<Promise<void>>();
+  readonly #meter: WireMeter;
 
   constructor(socket: WebSocket, settings: VoiceSettings, id: string) {
     this.socket = socket;
     this.#s = settings;
     this.id = id;
+    const meter = (this.#meter = settings.executor.wire.of('voice-ws'));
+    meter.connections++;
+    socket.once('close', () => meter.connections--);
     socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
     socket.on('close', () => this.#shutdown());
     socket.on('error', () => this.#shutdown());
@@ -212,7 +217,7 @@ export class VoiceSession {
       const error = SluiceError.from(thrown);
       return this.#reject(error.code, error.message);
     }
-    const run = this.#s.executor.start(msg.call, { streaming: true });
+    const run = this.#s.executor.start(msg.call, { streaming: true, transport: 'voice-ws' });
     this.#begin('start', run, common.id, common.allowInterruptions);
   }
 
@@ -271,6 +276,7 @@ export class VoiceSession {
     try {
       for await (const sentence of sentences) {
         if (turn.abort.signal.aborted) break;
+        if (sentence.index === 0) turn.run.mark('sentence');
         turn.records.set(sentence.index, { index: sentence.index, text: sentence.text, audio: 'none', audioStartMs: 0, audioMs: 0 });
         this.#send({ type: 'sentence', turnId: turn.id, index: sentence.index, text: sentence.text, responseId: sentence.responseId });
         turn.queue.push(sentence);
@@ -348,12 +354,18 @@ export class VoiceSession {
           await this.#pace(turn);
           if (signal.aborted) return;
           if (!(await this.#writable())) return this.#shutdown();
-          if (turn.playStart < 0) turn.playStart = performance.now();
+          if (turn.playStart < 0) {
+            turn.playStart = performance.now();
+            turn.run.mark('audio');
+          }
           if (record.audio === 'none') {
             record.audio = 'started';
             record.audioStartMs = turn.sentMs;
           }
-          this.socket.send(encodeAudioFrame(turn.number, sentence.index, chunkNo++, chunk), { binary: true });
+          const frame = encodeAudioFrame(turn.number, sentence.index, chunkNo++, chunk);
+          this.socket.send(frame, { binary: true });
+          this.#meter.writes++;
+          this.#meter.bytes += frame.byteLength;
           record.audioMs += chunk.durationMs;
           turn.sentMs += chunk.durationMs;
         }
@@ -493,7 +505,11 @@ export class VoiceSession {
   }
 
   #send(message: Message): void {
-    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+    if (this.socket.readyState !== WebSocket.OPEN) return;
+    const text = JSON.stringify(message);
+    this.socket.send(text);
+    this.#meter.writes++;
+    this.#meter.bytes += Buffer.byteLength(text);
   }
 
   #reject(code: ErrorCode, message: string, extra: Message = {}): void {

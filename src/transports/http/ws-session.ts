@@ -34,6 +34,7 @@ import { SluiceError, type ErrorCode } from '../../protocol/errors.ts';
 import { parseSegmenterOptions, sentenceGate, sentenceViewOf } from '../../channels/voice/sentence-view.ts';
 import type { SentenceEvent } from '../../channels/voice/sentences.ts';
 import type { SluiceEvent } from '../../protocol/events.ts';
+import type { WireMeter } from '../../runtime/observer.ts';
 import type { Run } from '../../runtime/run.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
 import type { SentenceStreamOptions } from '../../text/options.ts';
@@ -104,10 +105,14 @@ export class WsSession {
   #owned = new Set<Run>();
   #writable: Promise<boolean> | null = null;
   #corked = false;
+  readonly #meter: WireMeter;
 
   constructor(socket: WebSocket, ctx: HttpContext) {
     this.socket = socket;
     this.#ctx = ctx;
+    const meter = (this.#meter = ctx.executor.wire.of('ws'));
+    meter.connections++;
+    socket.once('close', () => meter.connections--);
     socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
     socket.on('pong', () => {
       this.alive = true;
@@ -207,7 +212,7 @@ export class WsSession {
       if (typeof error.details.actionName === 'string') extra.actionName = error.details.actionName;
       return this.#reject(error.code, `start: ${error.message}`, extra);
     }
-    const run = this.#ctx.executor.start(call, { streaming: true });
+    const run = this.#ctx.executor.start(call, { streaming: true, transport: 'ws' });
     const sub = run.subscribe();
     if (detach !== true) {
       this.#owned.add(run);
@@ -274,6 +279,7 @@ export class WsSession {
 
   /** Sends a subscription's events until `run-end`, the socket closes, or the reader is replaced. */
   async #pump(run: Run, sub: Subscription): Promise<void> {
+    this.#meter.readers++;
     try {
       for (;;) {
         const step = await sub.next();
@@ -289,6 +295,7 @@ export class WsSession {
         }
       }
     } finally {
+      this.#meter.readers--;
       sub.unsubscribe();
       if (this.#subs.get(run.id) === sub) this.#subs.delete(run.id);
     }
@@ -348,7 +355,10 @@ export class WsSession {
         process.nextTick(this.#uncork, raw);
       }
     }
-    socket.send(typeof event === 'string' ? event : encodeEvent(event));
+    const text = typeof event === 'string' ? event : encodeEvent(event);
+    socket.send(text);
+    this.#meter.writes++;
+    this.#meter.bytes += Buffer.byteLength(text);
     return true;
   }
 
