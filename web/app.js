@@ -8,6 +8,8 @@
  * output is untrusted as far as the page is concerned.
  */
 
+import { RunFigures } from './latency.js';
+
 /**
  * One Sluice event as it arrives on the wire (`src/protocol/events.ts` has the typed union).
  * @typedef {{ type: string, runId: string, seq: number, [key: string]: any }} SluiceEvent
@@ -622,7 +624,7 @@ const state = {
   senderId: newSenderId(),
   /** @type {HistoryEvent[]} */
   history: [],
-  /** @type {{ reply: Reply, controller: AbortController } | null} */
+  /** @type {{ reply: Reply, controller: AbortController, figures: RunFigures } | null} */
   current: null,
 };
 
@@ -662,7 +664,8 @@ async function send(text, shown = text) {
   els.conversation.append(reply.el);
   scrollToBottom();
   const controller = new AbortController();
-  state.current = { reply, controller };
+  const figures = new RunFigures(reply.el); // latency strip + timeline (latency.js)
+  state.current = { reply, controller, figures };
   updateControls();
 
   const call = {
@@ -697,6 +700,7 @@ async function send(text, shown = text) {
       const follow = nearBottom();
       logEvent(event);
       reply.handle(event);
+      figures.event(event);
       updateControls();
       if (follow) scrollToBottom();
     }
@@ -704,6 +708,7 @@ async function send(text, shown = text) {
     if (!controller.signal.aborted) reply.fail(`Connection failed: ${error instanceof Error ? error.message : String(error)}`);
   } finally {
     reply.finish(controller.signal.aborted);
+    figures.finish();
     state.history.push(...reply.botEvents());
     state.current = null;
     updateControls();
@@ -737,6 +742,7 @@ async function bargeIn() {
   const open = state.current?.reply.openStream;
   if (open === null || open === undefined || open.responseId === null) return;
   els.bargeIn.disabled = true;
+  state.current?.figures.bargeIn();
   await fetch(`/streams/${encodeURIComponent(open.responseId)}/ack`, { method: 'POST' }).catch(() => {});
 }
 
