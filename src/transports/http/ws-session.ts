@@ -325,6 +325,7 @@ export class WsSession {
         if (this.socket.bufferedAmount > this.#ctx.ws.highWaterMark && !(await this.#waitWritable())) return this.#shutdown();
         if (read.stopped) break;
         if (item.type === 'sentence' && !maySpeak()) continue;
+        if (item.type === 'sentence' && item.index === 0) run.mark('sentence');
         const ok = this.#send(item.type === 'sentence' ? encodeSentence(item) : encodeEvent(item));
         if (ok !== true && !(await ok)) return this.#shutdown();
       }
