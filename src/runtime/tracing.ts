@@ -68,12 +68,13 @@ export class RunTracer implements RunObserver {
     const attributes: Attributes = { [SPAN_ATTRIBUTES.runId]: run.id, [SPAN_ATTRIBUTES.action]: run.action };
     if (info.transport !== undefined) attributes[SPAN_ATTRIBUTES.transport] = info.transport;
     const span = tracer.startSpan(`sluice.run ${run.action}`, { kind: SpanKind.SERVER, attributes }, parent);
-    const runContext = trace.setSpan(parent, span);
     if (!span.isRecording()) {
-      // Sampled out: children must still see this context (and be sampled out with it).
-      return isSpanContextValid(span.spanContext()) ? { invoke: (body) => context.with(runContext, body) } : undefined;
+      // No SDK: nothing to follow. Sampled out: children must still see this context (and be sampled out with it).
+      if (!isSpanContextValid(span.spanContext())) return undefined;
+      const sampledOut = trace.setSpan(parent, span);
+      return { invoke: (body) => context.with(sampledOut, body) };
     }
-    return new RunSpanWatch(tracer, run, span, runContext);
+    return new RunSpanWatch(tracer, run, span, trace.setSpan(parent, span));
   }
 }
 
