@@ -9,6 +9,8 @@
  * output is untrusted as far as the page is concerned.
  */
 
+import { RunFigures } from './latency.js';
+
 /**
  * One Sluice event as it arrives on the wire (`src/protocol/events.ts` has the typed union).
  * @typedef {{ type: string, runId: string, seq: number, [key: string]: any }} SluiceEvent
@@ -575,7 +577,7 @@ const state = {
   senderId: newSenderId(),
   /** @type {HistoryEvent[]} */
   history: [],
-  /** @type {{ reply: Reply, controller: AbortController, run: import('./client.js').ClientRun } | null} */
+  /** @type {{ reply: Reply, controller: AbortController, run: import('./client.js').ClientRun, figures: RunFigures } | null} */
   current: null,
 };
 
@@ -615,6 +617,7 @@ async function send(text, shown = text) {
   els.conversation.append(reply.el);
   scrollToBottom();
   const controller = new AbortController();
+  const figures = new RunFigures(reply.el); // latency strip + timeline (latency.js)
 
   const call = {
     next_action: action,
@@ -626,13 +629,14 @@ async function send(text, shown = text) {
     signal: controller.signal,
     onReconnect: (info) => reply.reconnecting(info.attempt),
   });
-  state.current = { reply, controller, run };
+  state.current = { reply, controller, run, figures };
   updateControls();
   try {
     for await (const event of run) {
       const follow = nearBottom();
       logEvent(event);
       reply.handle(event);
+      figures.event(event);
       updateControls();
       if (follow) scrollToBottom();
     }
@@ -646,6 +650,7 @@ async function send(text, shown = text) {
     }
   } finally {
     reply.finish(controller.signal.aborted);
+    figures.finish();
     state.history.push(...reply.botEvents());
     state.current = null;
     updateControls();
@@ -674,6 +679,7 @@ async function bargeIn() {
   const open = state.current?.reply.openStream;
   if (open === null || open === undefined || open.responseId === null) return;
   els.bargeIn.disabled = true;
+  state.current?.figures.bargeIn();
   await state.current?.run.ack(open.responseId).catch(() => false);
 }
 

@@ -45,7 +45,7 @@ export type { StepRecord, RunBufferOptions } from './step.ts';
 export { duplicateStep, MemoryPersister, STEP_STATUSES } from './persistence.ts';
 export type { LoadQuery, PersistedStep, Persister } from './persistence.ts';
 export { MemoryTracker, trackedStepOf } from './tracking.ts';
-export type { ListRunsOptions, StepTracker, TrackedStep } from './tracking.ts';
+export type { ListRunsOptions, StepTracker, TrackedApp, TrackedStep } from './tracking.ts';
 export { CachedAppRegistry } from './registry.ts';
 export type { AppFactory, AppRegistry, CachedAppRegistryOptions } from './registry.ts';
 // The runtime's item helpers, so authors can yield status updates and rich chunks.

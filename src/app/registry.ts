@@ -31,7 +31,7 @@ export interface AppRegistry {
    * Records the steps of the registry's apps; `GET /apps/:appId/runs` lists them. Without one that
    * route answers `{ tracked: false, runs: [] }`.
    */
-  readonly tracker?: Pick<StepTracker, 'listRuns'> | null | undefined;
+  readonly tracker?: Pick<StepTracker, 'listRuns' | 'listApps'> | null | undefined;
 }
 
 /**

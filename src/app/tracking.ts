@@ -29,6 +29,20 @@ export interface TrackedStep {
   streamDurationMs: number | null;
   /** The error's public message (failed), or the cancel reason (interrupted). */
   error: string | null;
+  /** The committed state after the step (the state before it when it failed), as JSON; undefined when not recorded. */
+  state?: unknown;
+  /** The step's result (partial when interrupted), as JSON; undefined when not recorded or none. */
+  result?: unknown;
+}
+
+/** An app instance a tracker has steps of (for a tracking view). */
+export interface TrackedApp {
+  appId: string;
+  partitionKey: string;
+  steps: number;
+  lastEndedAt: number;
+  /** Status of the newest step. */
+  lastStatus: StepStatus;
 }
 
 /** Options of {@link StepTracker.listRuns}. */
@@ -42,6 +56,19 @@ export interface ListRunsOptions {
 export interface StepTracker extends LifecycleHooks {
   /** The app's tracked steps, newest first. */
   listRuns(appId: string, options?: ListRunsOptions): TrackedStep[] | Promise<TrackedStep[]>;
+  /** The app instances with tracked steps, most recently active first (at most `limit`, default 100). */
+  listApps?(options?: { limit?: number }): TrackedApp[] | Promise<TrackedApp[]>;
+}
+
+/** A value as plain JSON (what the tracker stores), or undefined when it is not JSON-serializable. */
+export function jsonCopy(value: unknown): unknown {
+  if (value === undefined) return undefined;
+  try {
+    const text = JSON.stringify(value);
+    return text === undefined ? undefined : (JSON.parse(text) as unknown);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The public message of an error (a SluiceError's message, else the error's own). */
@@ -70,6 +97,8 @@ export function trackedStepOf(event: PostRunStepEvent): TrackedStep {
     itemCount: stream?.itemCount ?? 0,
     streamDurationMs: stream !== undefined ? stream.endedAt - stream.startedAt : null,
     error: errorMessage(event.error),
+    state: jsonCopy(event.state),
+    result: jsonCopy(event.result),
   };
 }
 
@@ -86,5 +115,22 @@ export class MemoryTracker implements StepTracker {
       .filter((r) => r.appId === appId && (options.partitionKey === undefined || r.partitionKey === options.partitionKey))
       .sort((a, b) => b.sequenceId - a.sequenceId || b.endedAt - a.endedAt)
       .slice(0, options.limit ?? 100);
+  }
+
+  listApps(options: { limit?: number } = {}): TrackedApp[] {
+    const apps = new Map<string, TrackedApp>();
+    for (const r of this.records) {
+      const key = `${r.appId}\u0000${r.partitionKey}`;
+      const app = apps.get(key);
+      if (app === undefined) apps.set(key, { appId: r.appId, partitionKey: r.partitionKey, steps: 1, lastEndedAt: r.endedAt, lastStatus: r.status });
+      else {
+        app.steps++;
+        if (r.endedAt >= app.lastEndedAt) {
+          app.lastEndedAt = r.endedAt;
+          app.lastStatus = r.status;
+        }
+      }
+    }
+    return [...apps.values()].sort((a, b) => b.lastEndedAt - a.lastEndedAt).slice(0, options.limit ?? 100);
   }
 }

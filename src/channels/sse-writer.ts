@@ -21,6 +21,7 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { SluiceEvent } from '../protocol/events.ts';
+import type { WireMeter } from '../runtime/observer.ts';
 
 /**
  * The headers of every SSE response. `no-transform` and `X-Accel-Buffering: no` stop proxies
@@ -52,6 +53,8 @@ export interface SseWriterOptions {
   maxDurationNotice?: string;
   /** The stream's own headers, set over the caller's in `open()`. Default {@link SSE_HEADERS}. */
   streamHeaders?: Readonly<Record<string, string>>;
+  /** Counts this response's writes and bytes, and holds it as an open reader and connection while open. */
+  meter?: WireMeter | undefined;
 }
 
 const PING = ': ping\n\n';
@@ -137,6 +140,8 @@ export class SseWriter {
   #maxTimer: NodeJS.Timeout | null = null;
   #drain: Promise<void> | null = null;
   #resolveDrain: (() => void) | null = null;
+  /** The meter this open response is counted in (released once, on close). */
+  #counted: WireMeter | null = null;
   /** The `drain` listener, made on the first wait only. */
   #onDrain: (() => void) | null = null;
   #onClose = (): void => {
@@ -181,6 +186,12 @@ export class SseWriter {
     }
     res.writeHead(200, { ...headers, ...(this.#options.streamHeaders ?? SSE_HEADERS) });
     res.flushHeaders();
+    const meter = this.#options.meter;
+    if (meter !== undefined) {
+      meter.readers++;
+      meter.connections++;
+      this.#counted = meter;
+    }
     // Straight to the socket only while this response is the one it serves (`_httpMessage`), in
     // chunked mode (not HTTP/1.0, not HEAD), with nothing of it still queued in `res`.
     if (
@@ -226,6 +237,7 @@ export class SseWriter {
     const last = this.#pending + (text ?? '');
     this.#pending = '';
     this.#closed(reason);
+    if (this.#options.meter !== undefined && last !== '') this.#options.meter.bytes += Buffer.byteLength(last);
     if (last === '') this.res.end();
     else this.res.end(last);
   }
@@ -248,9 +260,22 @@ export class SseWriter {
 
   #send(text: string): void {
     const socket = this.#socket;
-    if (socket === null) this.res.write(text);
-    // A socket that is closing says so with `close` (then `onclose`); nothing more may go to it.
-    else if (socket.writable) socket.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
+    const meter = this.#options.meter;
+    if (socket === null) {
+      this.res.write(text);
+      if (meter !== undefined) {
+        meter.writes++;
+        meter.bytes += Buffer.byteLength(text);
+      }
+      // A socket that is closing says so with `close` (then `onclose`); nothing more may go to it.
+    } else if (socket.writable) {
+      const bytes = Buffer.byteLength(text);
+      socket.write(`${bytes.toString(16)}\r\n${text}\r\n`);
+      if (meter !== undefined) {
+        meter.writes++;
+        meter.bytes += bytes;
+      }
+    }
   }
 
   #waitDrain(): Promise<void> {
@@ -286,6 +311,11 @@ export class SseWriter {
 
   #closed(reason: SseCloseReason): void {
     this.#closeReason = reason;
+    if (this.#counted !== null) {
+      this.#counted.readers--;
+      this.#counted.connections--;
+      this.#counted = null;
+    }
     SseWriter.#leave(this);
     if (this.#maxTimer !== null) clearTimeout(this.#maxTimer);
     this.#maxTimer = null;

@@ -15,13 +15,14 @@ import { chat } from './chat.ts';
 import { coreFlags } from './flags/core.ts';
 import { redisFlags, redisOptionsFrom } from './flags/redis.ts';
 import { voiceChannelOptions, voiceFlags } from './flags/voice.ts';
+import { metricsOptionsFrom, obsFlags } from './flags/obs.ts';
 import { commandHelp, parseCommandLine } from './flags/parse.ts';
 import type { CommandName, FlagSpec, FlagValues } from './flags/spec.ts';
 import { examplePath } from './package-files.ts';
 import { serve } from './serve.ts';
 
 /** Every flag of every command. */
-const FLAGS: readonly FlagSpec[] = [...coreFlags, ...redisFlags, ...voiceFlags];
+const FLAGS: readonly FlagSpec[] = [...coreFlags, ...redisFlags, ...voiceFlags, ...obsFlags];
 
 const SYNOPSIS: Record<CommandName, string> = {
   serve: 'sluice serve --actions <module> [options]',
@@ -70,11 +71,11 @@ async function main(argv: string[]): Promise<void> {
     case 'serve': {
       const actions = str(values.actions);
       if (actions === undefined) throw new SluiceError('invalid_argument', '--actions <module> is required');
-      await serve({ ...listen, actions, redis: redisOptionsFrom(values), voice: await voiceChannelOptions(values) });
+      await serve({ ...listen, actions, redis: redisOptionsFrom(values), voice: await voiceChannelOptions(values), metrics: metricsOptionsFrom(values) });
       return;
     }
     case 'dev':
-      await serve({ ...listen, actions: examplePath('index'), dev: true, redis: redisOptionsFrom(values), voice: await voiceChannelOptions(values) });
+      await serve({ ...listen, actions: examplePath('index'), dev: true, redis: redisOptionsFrom(values), voice: await voiceChannelOptions(values), metrics: metricsOptionsFrom(values) });
       return;
     case 'chat':
       await chat({ url: str(values.url) ?? 'http://127.0.0.1:5055', action: str(values.action) ?? 'action_assistant' });

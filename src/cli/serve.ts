@@ -21,6 +21,10 @@ import { VoiceChannel, sentenceRoutes, voiceWsRoutes } from '../channels/voice/i
 import type { VoiceServeOptions } from './flags/voice.ts';
 import { loadActionModule } from './load-actions.ts';
 import { examplePath, WEB_ROOT } from './package-files.ts';
+import type { MetricsServeOptions } from './flags/obs.ts';
+import { SluiceMetrics } from '../obs/metrics.ts';
+import { createMetricsServer, registerMetricsRoute } from '../obs/route.ts';
+import { startOtelFromEnv } from '../obs/otel.ts';
 
 /** Options of {@link startServer}. */
 export interface ServeOptions {
@@ -47,6 +51,8 @@ export interface ServeOptions {
   redis?: { url: string; prefix?: string };
   /** Options of the voice socket `/voice/ws` (TTS, audio lead, segmenter, rails…; see `flags/voice.ts`). */
   voice?: VoiceServeOptions;
+  /** Prometheus metrics: on the HTTP port at `path` (default `/metrics`), on a port of their own, or `false`. */
+  metrics?: MetricsServeOptions;
 }
 
 /** A running server. */
@@ -54,6 +60,8 @@ export interface RunningServer {
   executor: ActionExecutor;
   httpUrl: string;
   grpcAddress: string;
+  /** Where metrics are scraped, if served. */
+  metricsUrl?: string;
   /** Stops accepting, cancels live runs, closes both listeners. */
   close(): Promise<void>;
 }
@@ -64,8 +72,14 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const { actions, exports } = await loadActionModule(options.actions);
   // Several instances: connect first, so an unreachable Redis stops the start with its URL named.
   const shared: RedisRuns | undefined = options.redis === undefined ? undefined : await connectRedisRuns({ ...options.redis, logger });
-  const executor = new ActionExecutor({ actions, logger, shared });
+  const otel = await startOtelFromEnv(process.env, logger);
+  const metricsOption = options.metrics ?? { path: '/metrics' };
+  const metrics = metricsOption === false ? undefined : new SluiceMetrics();
+  const executor = new ActionExecutor({ actions, logger, shared, observers: metrics === undefined ? [] : [metrics] });
+  metrics?.attach(executor);
   const http = createHttpServer({ executor, apps: options.apps });
+  const metricsServer = metrics !== undefined && metricsOption !== false && metricsOption.port !== undefined ? createMetricsServer(metrics, metricsOption.path) : undefined;
+  if (metrics !== undefined && metricsOption !== false && metricsServer === undefined) registerMetricsRoute(http, metrics, metricsOption.path);
   // AI SDK front ends (useChat) talk to /api/chat; it answers with the assistant action when the
   // module has one, else with the chat action.
   const chatAction = ['action_assistant', 'action_chat'].find((name) => executor.getAction(name) !== undefined);
@@ -96,13 +110,28 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const address = http.server.address();
   const httpPort = typeof address === 'object' && address !== null ? address.port : options.port;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  let metricsUrl: string | undefined;
+  if (metricsOption !== false) {
+    if (metricsServer !== undefined) {
+      try {
+        await metricsServer.listen({ port: metricsOption.port, host: options.host });
+      } catch (error) {
+        await Promise.allSettled([http.close(), grpc.close()]);
+        throw new SluiceError('unavailable', `Cannot listen for metrics on ${options.host}:${metricsOption.port}: ${(error as Error).message}`, { cause: error });
+      }
+      const bound = metricsServer.server.address();
+      metricsUrl = `http://${host}:${typeof bound === 'object' && bound !== null ? bound.port : metricsOption.port}${metricsOption.path}`;
+    } else metricsUrl = `http://${host}:${httpPort}${metricsOption.path}`;
+  }
   return {
     executor,
     httpUrl: `http://${host}:${httpPort}`,
     grpcAddress: `${host}:${grpcPort}`,
+    ...(metricsUrl === undefined ? {} : { metricsUrl }),
     async close() {
-      await Promise.allSettled([executor.close(), grpc.close(), http.close()]);
+      await Promise.allSettled([executor.close(), grpc.close(), http.close(), metricsServer?.close()]);
       await shared?.close();
+      await otel?.shutdown().catch(() => {});
     },
   };
 }
@@ -145,6 +174,7 @@ export async function serve(options: ServeOptions & { dev?: boolean }): Promise<
   out.write(`  Voice  ${server.httpUrl.replace('http', 'ws')}/voice/ws   (sentences + audio), GET /runs/:id/sentences\n`);
   if (playground) out.write(`  Web    ${server.httpUrl}/   (playground)\n`);
   if (apps !== undefined) out.write(`  Apps   ${server.httpUrl}/apps/:appId/stream   (application steps as SSE)\n`);
+  if (server.metricsUrl !== undefined) out.write(`  Metrics ${server.metricsUrl}   (Prometheus)\n`);
   out.write(`  actions: ${names}\n`);
   if (options.dev) out.write(`  try:   npx sluice chat --url ${server.httpUrl}\n`);
   let closing = false;

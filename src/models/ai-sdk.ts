@@ -28,6 +28,7 @@ export interface AiSdkModelOptions {
 /** A {@link ChatModel} on an AI SDK `LanguageModel`. */
 export class AiSdkChatModel implements ChatModel {
   readonly name: string;
+  readonly provider = 'ai-sdk';
   readonly description: string;
   readonly supportsStreaming = true;
   readonly model: LanguageModel;

@@ -61,6 +61,7 @@ const PLACEHOLDER_KEY = 'sluice-no-key';
  */
 export class OpenAIChatModel implements ChatModel {
   readonly name: string;
+  readonly provider = 'openai';
   readonly description: string;
   readonly supportsStreaming: boolean;
   readonly model: string;

@@ -141,6 +141,7 @@ function countTokens(text: string): number {
  */
 export class ScriptedModel implements ChatModel {
   readonly name = 'scripted';
+  readonly provider = 'scripted';
   readonly description: string;
   readonly supportsStreaming: boolean;
   readonly #firstMs: number;

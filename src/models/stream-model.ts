@@ -28,6 +28,7 @@ import type {
   ToolMessage,
 } from './types.ts';
 import { addUsage, emptyUsage, estimateInputTokens, estimateTokens } from './types.ts';
+import { startModelSpan, startToolSpan } from './telemetry.ts';
 
 /** What a tool's `execute` gets besides its arguments. */
 export interface ToolContext {
@@ -280,6 +281,10 @@ class ModelTurn {
     } catch (error) {
       throw modelError(error, model.name);
     }
+    const span = startModelSpan(model, round);
+    const startedAt = span === null ? 0 : performance.now();
+    let firstTokenAt = -1;
+    let failed: Error | undefined;
     const open = new Map<string, OpenCall>();
     const calls: PendingCall[] = [];
     const roundStart = this.#text.length;
@@ -306,6 +311,7 @@ class ModelTurn {
         switch (delta?.type) {
           case 'text': {
             if (typeof delta.text !== 'string' || delta.text === '') break;
+            if (firstTokenAt < 0 && span !== null) firstTokenAt = performance.now();
             let piece = delta.text;
             // A later round's answer would otherwise run into the earlier round's text (when
             // collected, each round is a message of its own and needs no separator).
@@ -368,6 +374,7 @@ class ModelTurn {
         return ABORTED;
       }
       const failure = SluiceError.isInstance(error) ? error : modelError(error, model.name);
+      failed = failure;
       // Stop the provider's request (a stalled one included) and any tool still running.
       if (!this.#stop.signal.aborted) this.#stop.abort(failure);
       reader.close();
@@ -376,6 +383,7 @@ class ModelTurn {
       throw failure;
     } finally {
       reader.dispose();
+      span?.end(usage, finish, firstTokenAt < 0 ? -1 : firstTokenAt - startedAt, failed);
     }
     this.#closeRound(usage, history, outputChars);
     if (this.#cancelled) {
@@ -483,6 +491,7 @@ class ModelTurn {
       if (typeof text === 'string' && text !== '') await this.#emit(() => this.#dispatcher.status(text));
     }
     let outcome: { output: unknown } | { error: string };
+    const span = startToolSpan(name, id);
     try {
       const value = await tool.execute(args, { signal: this.#signal, toolCallId: id });
       const json = value === undefined ? 'null' : safeStringify(value);
@@ -498,6 +507,7 @@ class ModelTurn {
         outcome = { error: SluiceError.isInstance(error) ? error.message : `Tool '${name}' failed` };
       }
     }
+    span?.end('error' in outcome ? outcome.error : undefined);
     this.#resolveTool(pending, record, outcome);
     await this.#emit(() => this.#dispatcher.toolResult(id, name, outcome));
   }

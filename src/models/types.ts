@@ -119,6 +119,8 @@ export interface ModelRequest {
 export interface ChatModel {
   /** Short id of the model answering, e.g. `gpt-4o-mini` or `scripted`. */
   readonly name: string;
+  /** Who serves it (`openai`, `ai-sdk`, `scripted`, …), for traces (`gen_ai.system`). */
+  readonly provider?: string;
   /** One line saying which model answers and where (never a key), for logs and the dev UI. */
   readonly description: string;
   /**

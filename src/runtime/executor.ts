@@ -17,8 +17,10 @@ import { deliverTyped } from './deliver.ts';
 import { Dispatcher } from './dispatcher.ts';
 import type { Logger } from './logger.ts';
 import { createLogger } from './logger.ts';
+import { type RunObserver, WireMeters, watchOf } from './observer.ts';
 import { Run, type RunOptions } from './run.ts';
 import { LOCAL_RUNS, type SharedRuns } from './shared-runs.ts';
+import { RunTracer } from './tracing.ts';
 import { StreamRegistry } from './stream-registry.ts';
 import { Tracker } from './tracker.ts';
 
@@ -55,6 +57,13 @@ export interface ExecutorOptions {
    * `sluice/stores`; the caller closes it after `executor.close()`.
    */
   shared?: SharedRuns;
+  /** Told about every run (e.g. `SluiceMetrics`); see `RunObserver`. */
+  observers?: RunObserver[];
+  /**
+   * OpenTelemetry spans for every run (`RunTracer`, through `@opentelemetry/api`: no-ops until an
+   * SDK is registered). Default true.
+   */
+  tracing?: boolean;
 }
 
 /** Options of {@link ActionExecutor.start}. */
@@ -70,6 +79,10 @@ export interface StartOptions {
   runId?: string;
   /** The principal starting the run: `Run.owner`, checked by the transports (authentication). */
   owner?: string;
+  /** The transport starting the run: `http-sse`, `http-webhook`, `ws`, `grpc`, `ui-message`, `voice-ws`, `app`, `in-process`. */
+  transport?: string;
+  /** W3C trace-context headers of the request (`traceparent`, `tracestate`), so the run's span joins the caller's trace. */
+  traceHeaders?: Readonly<Record<string, string>>;
 }
 
 /** Receives every event of a run, in order; the run waits for it (backpressure). */
@@ -80,6 +93,10 @@ export interface ExecuteOptions {
   /** Stream every event here; without a sink the run collects and replays (Rasa's HTTP path). */
   sink?: EventSink;
   signal?: AbortSignal;
+  /** See {@link StartOptions.transport}. */
+  transport?: string;
+  /** See {@link StartOptions.traceHeaders}. */
+  traceHeaders?: Readonly<Record<string, string>>;
 }
 
 const TIMED_OUT = Symbol('timed out');
@@ -97,6 +114,8 @@ export class ActionExecutor {
   /** Barge-in timeout in milliseconds. */
   readonly bargeInTimeoutMs: number;
   readonly logger: Logger;
+  /** Output of each transport, counted by its writers (read by metrics). */
+  readonly wire = new WireMeters();
 
   #actions = new Map<string, ActionDefinition>();
   #runs = new Map<string, Run>();
@@ -110,6 +129,7 @@ export class ActionExecutor {
   #retainMs: number;
   #retainCount: number;
   #shared: SharedRuns;
+  #observers: RunObserver[];
 
   constructor(options: ExecutorOptions = {}) {
     this.logger = options.logger ?? createLogger();
@@ -119,6 +139,7 @@ export class ActionExecutor {
     this.#exposeErrors = options.exposeActionErrors ?? true;
     this.#retainMs = options.retainEndedRunsMs ?? 60_000;
     this.#retainCount = options.retainEndedRuns ?? 1_000;
+    this.#observers = [...(options.tracing === false ? [] : [new RunTracer()]), ...(options.observers ?? [])];
     if (this.#runOptions) new Run(this.#runOptions); // validates the options now, not at the first call
     for (const action of options.actions ?? []) this.register(action);
     this.#shared = options.shared ?? LOCAL_RUNS;
@@ -128,6 +149,12 @@ export class ActionExecutor {
         ack: (responseId) => void this.ack(responseId),
       });
     }
+  }
+
+  /** Adds an observer of the runs started from now on (see `RunObserver`). */
+  observe(observer: RunObserver): this {
+    this.#observers.push(observer);
+    return this;
   }
 
   /** Adds actions. Throws `already_exists` for a name already registered. */
@@ -208,9 +235,10 @@ export class ActionExecutor {
   start(call: unknown, options: StartOptions = {}): Run {
     const raw = typeof call === 'object' && call !== null ? (call as Record<string, unknown>) : null;
     const actionName = typeof raw?.next_action === 'string' ? raw.next_action : '';
-    const run = new Run({ ...this.#runOptions, id: options.runId, action: actionName, signal: options.signal, owner: options.owner });
+    const run = new Run({ ...this.#runOptions, id: options.runId, action: actionName, signal: options.signal, owner: options.owner, transport: options.transport });
     if (this.#runs.has(run.id)) throw new SluiceError('already_exists', `A run with id '${run.id}' is live`);
     this.#runs.set(run.id, run);
+    if (this.#observers.length > 0) run.watch = watchOf(run, { transport: options.transport, traceHeaders: options.traceHeaders }, this.#observers);
     if (this.#shared !== LOCAL_RUNS) this.#shared.log.append(run);
     const streaming = options.streaming ?? true;
     let resolve!: (event: SluiceEvent) => void;
@@ -230,7 +258,7 @@ export class ActionExecutor {
    */
   async run(call: unknown, options: ExecuteOptions = {}): Promise<ActionResult | null> {
     const sink = options.sink;
-    const run = this.start(call, { signal: options.signal, streaming: sink !== undefined });
+    const run = this.start(call, { signal: options.signal, streaming: sink !== undefined, transport: options.transport, traceHeaders: options.traceHeaders });
     if (sink !== undefined) {
       const sub = run.subscribe();
       try {
@@ -313,7 +341,9 @@ export class ActionExecutor {
         observer: this.#registry.observe(run),
       });
       const context: ActionContext = { dispatcher, tracker, domain, signal: run.signal, runId: run.id };
-      const settled = await this.#settle(run, this.#invoke(action, context));
+      const watch = run.watch;
+      const body = watch?.invoke === undefined ? this.#invoke(action, context) : watch.invoke(() => this.#invoke(action, context));
+      const settled = await this.#settle(run, body);
       if (settled === TIMED_OUT) {
         dispatcher.close();
         this.logger.warn(

@@ -27,6 +27,10 @@ export type { ControlBus, ControlHandler, EventLog, SharedRuns } from './shared-
 export { ReplicaRun } from './replica-run.ts';
 export type { ReplicaSource } from './replica-run.ts';
 export { StreamRegistry } from './stream-registry.ts';
+export { WireMeter, WireMeters, traceHeadersOf } from './observer.ts';
+export type { RunMark, RunObserver, RunStartInfo, RunWatch } from './observer.ts';
+export { RunTracer, SPAN_ATTRIBUTES, TRACER_NAME } from './tracing.ts';
+export type { RunTracerOptions } from './tracing.ts';
 export { BARGE_IN_TIMEOUT_ENV, DEFAULT_BARGE_IN_TIMEOUT_SECONDS, resolveBargeInTimeout } from './barge-in.ts';
 export { Tracker } from './tracker.ts';
 export type { LatestMessage } from './tracker.ts';

@@ -8,6 +8,7 @@ import { SluiceError } from '../protocol/errors.ts';
 import type { EventInput, RunEndEvent, RunEndReason, SluiceEvent } from '../protocol/events.ts';
 import { isClosingEvent } from '../protocol/events.ts';
 import { newRunId } from '../protocol/ids.ts';
+import type { RunMark, RunWatch } from './observer.ts';
 import { Subscription, type SubscribeOptions } from './subscription.ts';
 
 /** Options of a {@link Run}. */
@@ -18,6 +19,8 @@ export interface RunOptions {
   action?: string;
   /** The principal that started the run (see `Run.owner`). */
   owner?: string;
+  /** The transport that started the run (`http-sse`, `ws`, `grpc`, …), for metrics and traces. */
+  transport?: string;
   /**
    * Most events a subscriber may lag behind the producer (at least 2). A producer waits once the
    * lag reaches `highWaterMark - 1`: the last slot is kept for the `stream-end` a cancel emits at
@@ -75,6 +78,8 @@ export class Run {
    * was started in-process. Transports answer other principals as if the run did not exist.
    */
   readonly owner: string | undefined;
+  /** The transport that started the run, when known (`StartOptions.transport`). */
+  readonly transport: string | undefined;
   readonly highWaterMark: number;
   readonly lowWaterMark: number;
   readonly logLimit: number;
@@ -93,6 +98,8 @@ export class Run {
   deliveredHigh = 0;
   /** @internal */
   readonly subscribers = new Set<Subscription>();
+  /** @internal What observes the run (metrics, traces), set by the executor; null: nobody. */
+  watch: RunWatch | null = null;
 
   #lastSeq = 0;
   #state: RunState = 'running';
@@ -115,6 +122,7 @@ export class Run {
     this.id = options.id ?? newRunId();
     this.action = options.action ?? '';
     this.owner = options.owner;
+    this.transport = options.transport;
     this.highWaterMark = positiveInt('highWaterMark', options.highWaterMark, DEFAULT_HWM);
     if (this.highWaterMark < 2) {
       throw new SluiceError('invalid_argument', `Run option 'highWaterMark' must be at least 2 (got ${this.highWaterMark})`);
@@ -259,6 +267,7 @@ export class Run {
     event.runId = this.id;
     event.seq = ++this.#lastSeq;
     this.log.push(event);
+    if (this.watch !== null) this.watch.event?.(event);
 
     if (type === 'run-end') {
       this.#finish(event as RunEndEvent);
@@ -279,6 +288,7 @@ export class Run {
       return this.emit({ type: 'chunk', responseId, text, runId: '', seq: 0 } as EventInput);
     }
     const log = this.log;
+    if (this.watch !== null) this.watch.chunk?.(text);
     if (this.subscribers.size === 0) {
       if (responseId !== this.#chunkResponseId) {
         for (let i = 0; i < log.length; i++) if (typeof log[i] === 'string') this.eventAt(i);
@@ -356,6 +366,7 @@ export class Run {
     this.#cancelReason = error;
     this.#state = 'cancelled';
     const keep = Math.max(this.deliveredHigh, this.base, Math.min(1, this.#lastSeq));
+    this.watch?.cancelled?.(error, this.#lastSeq - keep);
     if (keep < this.#lastSeq) {
       this.log.length = keep - this.base;
       this.#lastSeq = keep;
@@ -391,6 +402,7 @@ export class Run {
     if (!stoppable) return false;
     const error = toCancelError(reason);
     this.#cancelReason = error;
+    this.watch?.cancelled?.(error, tail.length);
     if (this.#state === 'running') this.#state = 'cancelled';
     this.log.length = keep - this.base;
     this.#lastSeq = keep;
@@ -411,6 +423,14 @@ export class Run {
     this.#controller.abort(error);
     for (const sub of this.subscribers) if (sub.waiting) sub.wake();
     return true;
+  }
+
+  /**
+   * Reports what only a consumer of the run sees (its first sentence, its first audio) to the
+   * run's observers; a no-op without any.
+   */
+  mark(mark: RunMark): void {
+    if (this.watch !== null) this.watch.mark?.(mark);
   }
 
   /**

@@ -5,7 +5,7 @@
 
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { PostRunStepEvent } from '../app/hooks.ts';
-import { type ListRunsOptions, type StepTracker, type TrackedStep, trackedStepOf } from '../app/tracking.ts';
+import { type ListRunsOptions, type StepTracker, type TrackedApp, type TrackedStep, trackedStepOf } from '../app/tracking.ts';
 import { checkIdentifier, openSQLite, type SQLiteOptions } from './sql.ts';
 import { stepKeyOf, type StepKeyRow } from './step-rows.ts';
 
@@ -25,6 +25,13 @@ interface Row extends StepKeyRow {
   item_count: number;
   stream_duration_ms: number | null;
   error: string | null;
+  state: string | null;
+  result: string | null;
+}
+
+/** The JSON text of a column, parsed; undefined for SQL null (not recorded). */
+function parsed(text: string | null | undefined): unknown {
+  return text === null || text === undefined ? undefined : (JSON.parse(text) as unknown);
 }
 
 function toTracked(row: Row): TrackedStep {
@@ -40,6 +47,8 @@ function toTracked(row: Row): TrackedStep {
     itemCount: Number(row.item_count),
     streamDurationMs: row.stream_duration_ms === null ? null : Number(row.stream_duration_ms),
     error: row.error,
+    state: parsed(row.state),
+    result: parsed(row.result),
   };
 }
 
@@ -82,10 +91,13 @@ export class SQLiteTracker implements StepTracker {
       );
       CREATE INDEX IF NOT EXISTS "${t}_app" ON "${t}" (app_id, sequence_id);
     `);
+    // Tables made before the state and result were tracked get the columns (null in old rows).
+    const columns = new Set((db.prepare(`PRAGMA table_info("${t}")`).all() as { name: string }[]).map((c) => c.name));
+    for (const column of ['state', 'result']) if (!columns.has(column)) db.exec(`ALTER TABLE "${t}" ADD COLUMN ${column} TEXT`);
     this.#insert = db.prepare(
       `INSERT INTO "${t}" (run_id, app_id, partition_key, sequence_id, action, status, started_at, ended_at, streamed,
-         time_to_first_item_ms, item_count, stream_duration_ms, error)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         time_to_first_item_ms, item_count, stream_duration_ms, error, state, result)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
   }
 
@@ -105,7 +117,27 @@ export class SQLiteTracker implements StepTracker {
       r.itemCount,
       r.streamDurationMs,
       r.error,
+      r.state === undefined ? null : JSON.stringify(r.state),
+      r.result === undefined ? null : JSON.stringify(r.result),
     );
+  }
+
+  listApps(options: { limit?: number } = {}): TrackedApp[] {
+    const limit = Math.max(1, Math.min(options.limit ?? 100, 10_000));
+    const rows = this.#db
+      .prepare(
+        `SELECT app_id, partition_key, COUNT(*) AS steps, MAX(ended_at) AS last_ended_at,
+           (SELECT status FROM "${this.table}" AS n WHERE n.app_id = s.app_id AND n.partition_key = s.partition_key ORDER BY ended_at DESC LIMIT 1) AS last_status
+         FROM "${this.table}" AS s GROUP BY app_id, partition_key ORDER BY last_ended_at DESC LIMIT ?`,
+      )
+      .all(limit) as unknown as { app_id: string; partition_key: string; steps: number; last_ended_at: number; last_status: string }[];
+    return rows.map((r) => ({
+      appId: r.app_id,
+      partitionKey: r.partition_key,
+      steps: Number(r.steps),
+      lastEndedAt: Number(r.last_ended_at),
+      lastStatus: r.last_status as TrackedApp['lastStatus'],
+    }));
   }
 
   listRuns(appId: string, options: ListRunsOptions = {}): TrackedStep[] {

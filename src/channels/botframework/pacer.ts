@@ -22,6 +22,9 @@ export interface PacerOptions {
   onError?: (error: unknown) => void;
 }
 
+/** Process-wide: pacers with a send waiting for its slot or in flight (read by metrics). */
+export const pacerLoad = { queued: 0 };
+
 /** Default least time between two sends to a Bot Framework stream. */
 export const DEFAULT_INTERVAL_MS = 1000;
 
@@ -66,6 +69,7 @@ export class Pacer {
     this.#dirty = true;
     if (this.#running || this.#closed) return;
     this.#running = true;
+    pacerLoad.queued++;
     void this.#loop();
   }
 
@@ -106,6 +110,7 @@ export class Pacer {
       }
     } finally {
       this.#running = false;
+      pacerLoad.queued--;
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
       for (const resolve of waiters) resolve();

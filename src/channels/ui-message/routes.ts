@@ -177,7 +177,7 @@ class ChatEndpoints {
       reply.code(500).send({ error: 'The chat action is not available', code: 'internal' });
       return;
     }
-    const run = this.#executor.start(buildActionCall(chat.id, chat.messages, { action: this.#action }), { streaming: true, owner: ownerOf(request) });
+    const run = this.#executor.start(buildActionCall(chat.id, chat.messages, { action: this.#action }), { streaming: true, owner: ownerOf(request), transport: 'ui-message' });
     const entry: ActiveChat = { chatId: key, run, history: chat.messages, closed: false };
     this.#active.set(key, entry);
     const sub = run.subscribe();
@@ -308,6 +308,7 @@ class ChatEndpoints {
       pingIntervalMs: this.#pingIntervalMs,
       maxDurationMs: this.#maxDurationMs,
       streamHeaders: UI_MESSAGE_STREAM_HEADERS,
+      meter: this.#executor.wire.of('ui-message'),
     });
     this.writers.add(writer);
     writer.onclose = (reason) => {

@@ -76,7 +76,7 @@ export const sentenceRoutes: FastifyPluginAsync<SentenceRoutesOptions> = async (
       return reply.code(400).send({ code: 'invalid_argument', error: (error as Error).message });
     }
     reply.hijack();
-    const writer = new SseWriter(reply.raw, { pingIntervalMs: pingMs });
+    const writer = new SseWriter(reply.raw, { pingIntervalMs: pingMs, meter: executor.wire.of('http-sse') });
     const stop = new AbortController();
     writer.onclose = () => stop.abort();
     writer.open({ 'x-sluice-run-id': run.id });
@@ -84,6 +84,7 @@ export const sentenceRoutes: FastifyPluginAsync<SentenceRoutesOptions> = async (
       const events = rails === undefined ? run.subscribe({ signal: stop.signal }) : withOutputRails(run.subscribe({ signal: stop.signal }), { ...rails, cancel: (r) => run.cancel(r) });
       // The subscription ends with the client: no signal for the reader, which would race every read.
       for await (const sentence of sentencesOf(events, { ...segmenter, afterIndex: after })) {
+        if (sentence.index === 0) run.mark('sentence');
         const wait = writer.write(encodeSentenceSse(sentence));
         if (wait !== undefined) await wait;
         if (stop.signal.aborted) break;

@@ -51,6 +51,7 @@ import type { ErrorEvent, RasaEvent, ResultEvent, SluiceEvent } from '../../prot
 import { buildMessage } from '../../runtime/dispatcher.ts';
 import { Run } from '../../runtime/run.ts';
 import type { SentenceStreamOptions } from '../../text/options.ts';
+import type { WireMeter } from '../../runtime/observer.ts';
 import type { VoiceSettings } from './channel.ts';
 import { checkCall } from './channel.ts';
 import type { HistorySentence, PlayedReport, TurnEndReason, VoiceHistoryEntry, VoiceTurnMark } from './history.ts';
@@ -179,6 +180,7 @@ export class VoiceSession {
   #turns = 0;
   #closed = false;
   #running = new Set<Promise<void>>();
+  readonly #meter: WireMeter;
 
   /** The principal of the socket's upgrade request: it owns the session's runs and history. */
   readonly owner: string | undefined;
@@ -188,6 +190,9 @@ export class VoiceSession {
     this.#s = settings;
     this.id = id;
     this.owner = owner;
+    const meter = (this.#meter = settings.executor.wire.of('voice-ws'));
+    meter.connections++;
+    socket.once('close', () => meter.connections--);
     socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
     socket.on('close', () => this.#shutdown());
     socket.on('error', () => this.#shutdown());
@@ -281,7 +286,7 @@ export class VoiceSession {
       const error = SluiceError.from(thrown);
       return this.#reject(error.code, error.message);
     }
-    const run = this.#s.executor.start(msg.call, { streaming: true, owner: this.owner });
+    const run = this.#s.executor.start(msg.call, { streaming: true, owner: this.owner, transport: 'voice-ws' });
     this.#begin('start', run, common.id, common.allowInterruptions, common.segmenter);
   }
 
@@ -346,6 +351,7 @@ export class VoiceSession {
         // Paused: nothing more goes out; the run goes on into its buffer meanwhile.
         if (turn.paused !== null) await this.#whilePaused(turn);
         if (turn.abort.signal.aborted) break;
+        if (sentence.index === 0) turn.run.mark('sentence');
         turn.records.set(sentence.index, { index: sentence.index, text: sentence.text, audio: 'none', audioStartMs: 0, audioMs: 0 });
         this.#send({ type: 'sentence', turnId: turn.id, index: sentence.index, text: sentence.text, responseId: sentence.responseId });
         turn.queue.push(sentence);
@@ -430,12 +436,18 @@ export class VoiceSession {
           }
           if (signal.aborted) return;
           if (this.socket.readyState !== WebSocket.OPEN) return this.#shutdown();
-          if (turn.playStart < 0) turn.playStart = performance.now();
+          if (turn.playStart < 0) {
+            turn.playStart = performance.now();
+            turn.run.mark('audio');
+          }
           if (record.audio === 'none') {
             record.audio = 'started';
             record.audioStartMs = turn.sentMs;
           }
-          this.socket.send(encodeAudioFrame(turn.number, sentence.index, chunkNo++, chunk), { binary: true });
+          const frame = encodeAudioFrame(turn.number, sentence.index, chunkNo++, chunk);
+          this.socket.send(frame, { binary: true });
+          this.#meter.writes++;
+          this.#meter.bytes += frame.byteLength;
           record.audioMs += chunk.durationMs;
           turn.sentMs += chunk.durationMs;
         }
@@ -673,7 +685,11 @@ export class VoiceSession {
   }
 
   #send(message: Message): void {
-    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+    if (this.socket.readyState !== WebSocket.OPEN) return;
+    const text = JSON.stringify(message);
+    this.socket.send(text);
+    this.#meter.writes++;
+    this.#meter.bytes += Buffer.byteLength(text);
   }
 
   #reject(code: ErrorCode, message: string, extra: Message = {}): void {

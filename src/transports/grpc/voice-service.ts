@@ -33,6 +33,7 @@ import type { PlayedReport } from '../../channels/voice/history.ts';
 import { SluiceError } from '../../protocol/errors.ts';
 import type { RunEndReason } from '../../protocol/events.ts';
 import type { ActionExecutor } from '../../runtime/executor.ts';
+import { traceHeadersOf } from '../../runtime/observer.ts';
 import type { Run } from '../../runtime/run.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
 import type { SentenceStreamOptions } from '../../text/options.ts';
@@ -147,7 +148,7 @@ async function* streamSentences(
   const call = request.call;
   if (call === undefined) throw new ConnectError("StreamSentences: 'call' is required (a Rasa WebhookRequest)", Code.InvalidArgument);
   const segmenter = segmenterOf('StreamSentences', request.segmenter);
-  const run = executor.start(requestToActionCall(call), { streaming: true, signal: context.signal });
+  const run = executor.start(requestToActionCall(call), { streaming: true, signal: context.signal, transport: 'grpc', traceHeaders: traceHeadersOf(context.requestHeader) });
   context.responseHeader.set(RUN_ID_METADATA, run.id);
   try {
     yield* sentenceStream(run, run.subscribe({ signal: context.signal }), segmenter, -1, call.nextAction, context.signal);

@@ -21,6 +21,7 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import type { UniversalServerRequest, UniversalServerResponse } from '@connectrpc/connect/protocol';
 import type { SluiceEvent } from '../../protocol/events.ts';
 import type { ActionExecutor } from '../../runtime/executor.ts';
+import { traceHeadersOf } from '../../runtime/observer.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
 import { RasaStreamTranslator } from './action-service.ts';
@@ -135,9 +136,11 @@ export function createWebhookStreamHandler(
 
     async function* frames(): AsyncGenerator<Uint8Array> {
       let sub: Subscription | undefined;
+      const meter = executor.wire.of('grpc');
+      meter.readers++;
       try {
         const call = await readRequest(body as AsyncIterable<Uint8Array>, encoding === 'gzip', readMaxBytes);
-        const run = executor.start(requestToActionCall(call), { streaming: true, signal });
+        const run = executor.start(requestToActionCall(call), { streaming: true, signal, transport: 'grpc', traceHeaders: traceHeadersOf(request.header) });
         sub = run.subscribe({ signal });
         const translator = new RasaStreamTranslator(run, call.nextAction);
         while (!translator.ended) {
@@ -150,7 +153,11 @@ export function createWebhookStreamHandler(
           // Translated right after the drain, with no await in between: a barge-in that lands
           // while this batch waits for the socket cannot un-send it, as with any sent bytes.
           const bytes = encodeBatch(batch, translator);
-          if (bytes !== null) yield bytes;
+          if (bytes !== null) {
+            meter.writes++;
+            meter.bytes += bytes.byteLength;
+            yield bytes;
+          }
         }
         translator.finish(signal);
       } catch (error) {
@@ -162,6 +169,7 @@ export function createWebhookStreamHandler(
           setStatus(trailer, new ConnectError('internal error', Code.Internal));
         }
       } finally {
+        meter.readers--;
         sub?.unsubscribe();
         clearTimeout(timer);
         // A run still going (the client went away, the writer stopped pulling) is cancelled.

@@ -9,7 +9,8 @@
  * | `GET /apps/:appId/runs/:runId/events` | follows or resumes a recent step's run (`Last-Event-ID` or `?after=`); never cancels it |
  * | `POST /apps/:appId/runs/:runId/cancel` | stops a step; answers once it is committed (as `interrupted`) |
  * | `GET /apps/:appId/state` | the committed state, sequence id, position, next action and the step in progress |
- * | `GET /apps/:appId/runs` | the tracked steps, newest first (`?limit=`, default 100) |
+ * | `GET /apps/:appId/runs` | the tracked steps, newest first (`?limit=`, default 100), with the state after each and its result |
+ * | `GET /apps` | the app instances the tracker has steps of, most recently active first (`?limit=`) |
  *
  * Decisions:
  * - **One step at a time, never queued.** A POST for an app whose step is still running (or
@@ -340,6 +341,27 @@ class AppEndpoints {
   }
 
   /** `GET /apps/:appId/runs`. */
+  /** `GET /apps`: the tracked app instances (an empty list, `tracked: false`, without a tracker that lists them). */
+  async list(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    let limit: number | undefined;
+    try {
+      limit = parseLimit(request);
+    } catch (thrown) {
+      sendError(reply, SluiceError.from(thrown));
+      return;
+    }
+    const tracker = this.#apps.tracker;
+    if (tracker?.listApps === undefined) {
+      reply.send({ tracked: false, apps: [] });
+      return;
+    }
+    try {
+      reply.send({ tracked: true, apps: await tracker.listApps(limit === undefined ? {} : { limit }) });
+    } catch (thrown) {
+      this.#sendThrown(reply, thrown, '');
+    }
+  }
+
   async runs(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const appId = appIdParam(request, reply);
     if (appId === null) return;
@@ -525,6 +547,7 @@ export const appRoutes: FastifyPluginAsync<AppRoutesOptions> = async (app: Fasti
   app.post('/apps/:appId/runs/:runId/cancel', { onRequest: dropEmptyBodyType }, (request, reply) => endpoints.cancel(request, reply));
   app.get('/apps/:appId/state', (request, reply) => endpoints.state(request, reply));
   app.get('/apps/:appId/runs', (request, reply) => endpoints.runs(request, reply));
+  app.get('/apps', (request, reply) => endpoints.list(request, reply));
 };
 
 export default appRoutes;

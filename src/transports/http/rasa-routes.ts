@@ -7,6 +7,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import { SluiceError } from '../../protocol/errors.ts';
+import { traceHeadersOf } from '../../runtime/observer.ts';
 import type { HttpContext } from './context.ts';
 import { INVALID_BODY, rasaErrorReply } from './errors.ts';
 import { streamCall, wantsEventStream } from './sse-routes.ts';
@@ -33,7 +34,7 @@ export function registerRasaRoutes(app: FastifyInstance, ctx: HttpContext): void
     };
     raw.once('close', onClose);
     try {
-      const result = await ctx.executor.run(body, { signal: controller.signal });
+      const result = await ctx.executor.run(body, { signal: controller.signal, transport: 'http-webhook', traceHeaders: traceHeadersOf(request.headers) });
       // Rasa answers a call that names no action with a JSON `null` body.
       if (result === null) return reply.code(200).type('application/json; charset=utf-8').send('null');
       return reply.code(200).send(result);

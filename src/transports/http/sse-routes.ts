@@ -21,6 +21,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SluiceError } from '../../protocol/errors.ts';
+import { traceHeadersOf } from '../../runtime/observer.ts';
 import type { Run } from '../../runtime/run.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
 import { pipeEvents } from '../../channels/pipe-events.ts';
@@ -114,7 +115,7 @@ export function streamCall(ctx: HttpContext, request: FastifyRequest, reply: Fas
     reply.code(status).send(payload);
     return DONE;
   }
-  const run = ctx.executor.start(body, { streaming: true, owner: ownerOf(request) });
+  const run = ctx.executor.start(body, { streaming: true, owner: ownerOf(request), transport: 'http-sse', traceHeaders: traceHeadersOf(request.headers) });
   // Returned, not awaited: an open stream holds one suspended function (the loop), not two.
   return pipeRunToSse(ctx, reply, run, run.subscribe(), !detach);
 }
@@ -158,6 +159,7 @@ async function pipeRunToSse(ctx: HttpContext, reply: FastifyReply, run: Run, sub
     pingIntervalMs: ctx.sse.pingIntervalMs,
     maxDurationMs: ctx.sse.maxDurationMs,
     maxDurationNotice: `: max duration reached; resume with GET /runs/${run.id}/events and Last-Event-ID\n\n`,
+    meter: ctx.executor.wire.of('http-sse'),
   });
   ctx.writers.add(writer);
   writer.onclose = (reason) => {

@@ -34,6 +34,7 @@ import { SluiceError, type ErrorCode } from '../../protocol/errors.ts';
 import { parseSegmenterOptions, sentenceGate, sentenceViewOf } from '../../channels/voice/sentence-view.ts';
 import type { SentenceEvent } from '../../channels/voice/sentences.ts';
 import type { SluiceEvent } from '../../protocol/events.ts';
+import type { WireMeter } from '../../runtime/observer.ts';
 import type { Run } from '../../runtime/run.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
 import type { SentenceStreamOptions } from '../../text/options.ts';
@@ -107,11 +108,15 @@ export class WsSession {
   #owned = new Set<Run>();
   #writable: Promise<boolean> | null = null;
   #corked = false;
+  readonly #meter: WireMeter;
 
   constructor(socket: WebSocket, ctx: HttpContext, owner?: string) {
     this.socket = socket;
     this.#ctx = ctx;
     this.#owner = owner;
+    const meter = (this.#meter = ctx.executor.wire.of('ws'));
+    meter.connections++;
+    socket.once('close', () => meter.connections--);
     socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
     socket.on('pong', () => {
       this.alive = true;
@@ -211,7 +216,7 @@ export class WsSession {
       if (typeof error.details.actionName === 'string') extra.actionName = error.details.actionName;
       return this.#reject(error.code, `start: ${error.message}`, extra);
     }
-    const run = this.#ctx.executor.start(call, { streaming: true, owner: this.#owner });
+    const run = this.#ctx.executor.start(call, { streaming: true, owner: this.#owner, transport: 'ws' });
     const sub = run.subscribe();
     if (detach !== true) {
       this.#owned.add(run);
@@ -290,6 +295,7 @@ export class WsSession {
 
   /** Sends a subscription's events until `run-end`, the socket closes, or the reader is replaced. */
   async #pump(run: Run, sub: Subscription): Promise<void> {
+    this.#meter.readers++;
     try {
       for (;;) {
         const step = await sub.next();
@@ -305,6 +311,7 @@ export class WsSession {
         }
       }
     } finally {
+      this.#meter.readers--;
       sub.unsubscribe();
       if (this.#subs.get(run.id) === sub) this.#subs.delete(run.id);
     }
@@ -334,6 +341,7 @@ export class WsSession {
         if (this.socket.bufferedAmount > this.#ctx.ws.highWaterMark && !(await this.#waitWritable())) return this.#shutdown();
         if (read.stopped) break;
         if (item.type === 'sentence' && !maySpeak()) continue;
+        if (item.type === 'sentence' && item.index === 0) run.mark('sentence');
         const ok = this.#send(item.type === 'sentence' ? encodeSentence(item) : encodeEvent(item));
         if (ok !== true && !(await ok)) return this.#shutdown();
       }
@@ -364,7 +372,10 @@ export class WsSession {
         process.nextTick(this.#uncork, raw);
       }
     }
-    socket.send(typeof event === 'string' ? event : encodeEvent(event));
+    const text = typeof event === 'string' ? event : encodeEvent(event);
+    socket.send(text);
+    this.#meter.writes++;
+    this.#meter.bytes += Buffer.byteLength(text);
     return true;
   }
 
