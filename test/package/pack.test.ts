@@ -44,6 +44,21 @@ interface Finished {
   stderr: string;
 }
 
+/**
+ * Resolves once `child` has exited and its output is read: after the exit, its pipes get 2 s to
+ * close (a stray grandchild holding them must not hang the test), then they are dropped.
+ */
+async function ended(child: ChildProcess): Promise<number | null> {
+  const closed = once(child, 'close');
+  if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, 2_000)))]);
+  clearTimeout(timer);
+  child.stdout?.destroy();
+  child.stderr?.destroy();
+  return child.exitCode;
+}
+
 /** Runs a command to its end (killed after `timeoutMs`). */
 async function run(command: string, args: string[], cwd: string, timeoutMs = STEP_MS): Promise<Finished> {
   const child = spawn(command, args, { cwd, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
@@ -52,7 +67,7 @@ async function run(command: string, args: string[], cwd: string, timeoutMs = STE
   child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
   child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const [code] = (await once(child, 'close')) as [number | null];
+  const code = await ended(child);
   clearTimeout(timer);
   return { code, stdout, stderr };
 }
@@ -95,10 +110,10 @@ async function stopCli(child: ChildProcess): Promise<void> {
       // already gone
     }
   };
-  const closed = child.exitCode === null && child.signalCode === null ? once(child, 'close') : Promise.resolve();
+  const done = ended(child);
   signal('SIGTERM');
   const timer = setTimeout(() => signal('SIGKILL'), 10_000);
-  await closed;
+  await done;
   clearTimeout(timer);
   signal('SIGKILL'); // anything of the group still there (nothing, after a clean exit)
 }
@@ -185,7 +200,8 @@ describe('the npm package', { timeout: 300_000, concurrency: true }, () => {
     tmp = await mkdtemp(join(tmpdir(), 'sluice-pack-'));
     app = join(tmp, 'app');
     const packed = ok(await run('npm', ['pack', '--json', '--pack-destination', tmp], repo), 'npm pack');
-    const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as { filename: string }[];
+    // The build's own output (prepare) comes first on stdout; the JSON report is last.
+    const [info] = JSON.parse(packed.stdout.slice(packed.stdout.search(/^\[\s*\{/m))) as { filename: string }[];
     assert.ok(info !== undefined);
     await run('mkdir', ['-p', app], tmp);
     await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module' }));
