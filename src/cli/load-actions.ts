@@ -78,17 +78,15 @@ export async function loadActionModule(
 const TYPESCRIPT_FILE = /\.[cm]?ts$/;
 
 /**
- * The first Node versions that run TypeScript without a flag (type stripping). Node 23 lacks
- * APIs Sluice uses, so it is not named.
+ * A TypeScript actions module on a Node that cannot strip types: say which Node, or use `.js`.
+ * Type stripping is on by default from Node 22.18 and 23.6; Node 23 lacks `node:sqlite` APIs
+ * Sluice uses, hence the versions named (the same as `engines` in package.json).
  */
-export const TYPE_STRIPPING_NODE = '22.18';
-
-/** A TypeScript actions module on a Node that cannot strip types: say which Node, or use `.js`. */
 function noTypeStripping(specifier: string, cause?: unknown): SluiceError {
   return new SluiceError(
     'failed_precondition',
     `Cannot load the actions module '${specifier}': Node ${process.version} does not run TypeScript; ` +
-      `use Node ${TYPE_STRIPPING_NODE} or later (or 24+), or give a compiled .js module`,
+      'use Node 22.18+ or 24+ (type stripping on by default), or a compiled .js module',
     { cause },
   );
 }

@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 const fromSource = import.meta.url.endsWith('.ts');
 
-/** The package root (where `package.json` and `web/` are). */
-const PACKAGE_ROOT = new URL(fromSource ? '../../' : '../../../', import.meta.url);
+/** The package root (where `package.json` and `web/` are), as a directory URL. */
+export const PACKAGE_ROOT = new URL(fromSource ? '../../' : '../../../', import.meta.url);
 
 /** The playground page (`web/`, shipped as plain files), as a directory path ending in a separator. */
 export const WEB_ROOT = fileURLToPath(new URL('web/', PACKAGE_ROOT));
