@@ -290,3 +290,31 @@ describe('SluiceClient', () => {
     await reading;
   });
 });
+
+describe('SluiceClient and a quiet or time-limited stream', () => {
+  async function readTicker(options: { pingIntervalMs?: number; maxDurationMs?: number }, idleTimeoutMs: number, count: number, interval: number) {
+    const server = await startServer({ server: { sse: options } });
+    try {
+      const client = new SluiceClient({ baseUrl: server.url, idleTimeoutMs, retry: FAST_RETRY });
+      const run = client.start(ticker('quiet', count, interval));
+      const events = await collect(run);
+      assertWholeRun(events);
+      assert.equal((events.at(-1) as { reason: string }).reason, 'completed');
+      return run.reconnects;
+    } finally {
+      await server.close();
+    }
+  }
+
+  test('silence longer than idleTimeoutMs is taken as a dead connection, and resumed', async () => {
+    assert.ok((await readTicker({ pingIntervalMs: 60_000 }, 150, 3, 400)) >= 1);
+  });
+
+  test("the server's pings keep a quiet stream alive: no reconnection", async () => {
+    assert.equal(await readTicker({ pingIntervalMs: 40 }, 300, 3, 400), 0);
+  });
+
+  test("a stream the server ends at its maximum duration is resumed where it stopped", async () => {
+    assert.ok((await readTicker({ maxDurationMs: 150 }, 5_000, 12, 40)) >= 1);
+  });
+});
