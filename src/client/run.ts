@@ -126,11 +126,20 @@ export class ClientRun implements AsyncIterable<SluiceEvent> {
 
   /** Stops the run on the server (`POST /runs/:id/cancel`); false when it had already ended or never started. */
   async cancel(): Promise<boolean> {
-    let runId: string;
+    let runId: string | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), this.#init.connectTimeoutMs);
+    });
     try {
-      runId = await this.started;
+      runId = await Promise.race([this.started, timeout]);
     } catch {
       return false;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (runId === undefined) {
+      throw new SluiceError('timeout', `Cannot cancel: the server did not say which run it started within ${this.#init.connectTimeoutMs} ms`);
     }
     return this.#init.control.cancel(runId);
   }
@@ -219,18 +228,37 @@ export class ClientRun implements AsyncIterable<SluiceEvent> {
   // -------------------------------------------------------------------------------------------
   // Server-Sent Events
 
+  /**
+   * `fetch` that gives up when the response headers take longer than `connectTimeoutMs` (Sluice
+   * sends them at once); the body then streams for as long as the run lasts.
+   */
+  async #fetch(url: string, init: RequestInit): Promise<Response> {
+    const { signal, connectTimeoutMs } = this.#init;
+    const connecting = new AbortController();
+    const timer = setTimeout(
+      () => connecting.abort(new SluiceError('timeout', `no answer from ${this.#init.baseUrl} within ${connectTimeoutMs} ms`, { details: { retryable: true } })),
+      connectTimeoutMs,
+    );
+    try {
+      return await this.#init.fetch(url, { ...init, signal: signal === undefined ? connecting.signal : AbortSignal.any([signal, connecting.signal]) });
+    } catch (error) {
+      if (signal?.aborted === true) throw signal.reason;
+      throw connecting.signal.aborted ? connecting.signal.reason : connectError(this.#init.baseUrl, error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async #post(call: unknown): Promise<Response> {
-    const { baseUrl, headers, signal, detach } = this.#init;
+    const { baseUrl, headers, detach } = this.#init;
     let response: Response;
     try {
-      response = await this.#init.fetch(`${baseUrl}/webhook/stream${detach ? '?detach=true' : ''}`, {
+      response = await this.#fetch(`${baseUrl}/webhook/stream${detach ? '?detach=true' : ''}`, {
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/json', accept: 'text/event-stream' },
         body: JSON.stringify(call),
-        signal: signal ?? null,
       });
-    } catch (error) {
-      const failure = signal?.aborted === true ? signal.reason : connectError(baseUrl, error);
+    } catch (failure) {
       this.#rejectStarted(failure);
       throw failure;
     }
@@ -249,16 +277,10 @@ export class ClientRun implements AsyncIterable<SluiceEvent> {
   }
 
   async #getEvents(runId: string): Promise<Response> {
-    const { baseUrl, headers, signal } = this.#init;
-    let response: Response;
-    try {
-      response = await this.#init.fetch(`${baseUrl}/runs/${encodeURIComponent(runId)}/events`, {
-        headers: { ...headers, accept: 'text/event-stream', 'last-event-id': String(this.#receivedSeq) },
-        signal: signal ?? null,
-      });
-    } catch (error) {
-      throw signal?.aborted === true ? signal.reason : connectError(baseUrl, error);
-    }
+    const { baseUrl, headers } = this.#init;
+    const response = await this.#fetch(`${baseUrl}/runs/${encodeURIComponent(runId)}/events`, {
+      headers: { ...headers, accept: 'text/event-stream', 'last-event-id': String(this.#receivedSeq) },
+    });
     if (!response.ok || response.body === null) throw await responseError(response, `Cannot resume run ${runId}`);
     return response;
   }
@@ -340,6 +362,11 @@ export class ClientRun implements AsyncIterable<SluiceEvent> {
       headers: this.#init.headers,
       maxBuffered: this.#init.maxBufferedEvents,
       connectTimeoutMs: this.#init.connectTimeoutMs,
+      // `started` settles even when nobody reads the run (yet).
+      observe: (item) => {
+        if (item.kind === 'started') this.#setRunId(item.runId);
+        else if (item.kind !== 'event' && this.#runId === undefined) this.#rejectStarted(item.error);
+      },
     });
   }
 

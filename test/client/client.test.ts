@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { ClientRun, SluiceClient, SluiceError, type ReconnectInfo, type SluiceEvent, type Transport } from '../../src/client/index.ts';
 import { call, startServer, waitFor, type TestServer } from '../transports/http/fixtures.ts';
@@ -206,6 +206,16 @@ describe('SluiceClient', () => {
         await assert.rejects(run.started, { code: 'not_found' });
         assert.equal(await run.cancel(), false);
       });
+
+      test('cancel() works on a run nobody reads yet: started settles without a reader', async () => {
+        const sender = `unread-${transport}`;
+        const run = client.start(ticker(sender, 1000), { transport });
+        assert.match(await run.started, /\S/);
+        assert.equal(await run.cancel(), true);
+        await waitFor(() => server.probe.aborted.has(sender), 3000, 'the run to be cancelled');
+        const events = await collect(run);
+        assert.equal((events.at(-1) as { reason: string }).reason, 'cancelled');
+      });
     });
   }
 
@@ -245,6 +255,23 @@ describe('SluiceClient', () => {
     assert.ok(reconnects.every((r) => r.delayMs >= 0 && r.delayMs <= 20));
     // The run itself is fine on the server: stop it there.
     assert.equal(await client.cancel(run.runId as string), true);
+  });
+
+  test('a server that accepts the connection but never answers: the start times out', async () => {
+    const silent = net.createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+      const impatient = new SluiceClient({ baseUrl: url, connectTimeoutMs: 200 });
+      for (const transport of ['sse', 'websocket'] as const) {
+        await assert.rejects(collect(impatient.start(call('action_stream'), { transport })), (error: SluiceError) => {
+          assert.match(error.message, /within 200 ms/);
+          return true;
+        });
+      }
+    } finally {
+      silent.close();
+    }
   });
 
   test('follow() replays a finished run from its log, or from after a seq', async () => {
