@@ -117,6 +117,20 @@ describe('chat', () => {
     await ends(done, 'end of input after an error');
   });
 
+  test('Ctrl-C during a reply cancels its run: the reply ends "(interrupted)" and the chat goes on', async () => {
+    const input = new PassThrough();
+    const output = Object.assign(new Capture(), { isTTY: true });
+    const done = chat({ url: server.httpUrl, action: 'action_chat', senderId: 'chat-ctrl-c', input, output, color: false });
+    input.write('tell me a story\r');
+    await output.until('Once upon');
+    input.write('\x03'); // what a terminal in raw mode sends for Ctrl-C
+    await output.until('⏹ (interrupted)');
+    assert.doesNotMatch(output.text, /never flooded anyone/);
+    await waitIdle(server);
+    input.end();
+    await ends(done, 'end of input after an interrupted reply');
+  });
+
   test('an output without isTTY is not a terminal, even when the process stdout is one', async () => {
     const original = Object.getOwnPropertyDescriptor(process.stdout, 'isTTY');
     Object.defineProperty(process.stdout, 'isTTY', { value: true, configurable: true });
