@@ -198,8 +198,7 @@ export async function chat(options: ChatOptions): Promise<void> {
     }
     const { run, controller } = current;
     // Cancelling keeps the stream open for the run's last events; hanging up is the fallback.
-    if (run.runId === undefined) controller.abort();
-    else void run.cancel().catch(() => controller.abort());
+    void run.cancel().catch(() => controller.abort());
   });
 
   const writer = new ReplyWriter(out, tty, color);
@@ -222,8 +221,8 @@ export async function chat(options: ChatOptions): Promise<void> {
         tracker: { sender_id: senderId, latest_message: { text }, events: history, slots: {} },
         domain: {},
       },
-      // Attached: a chat that quits mid-reply stops its run.
-      { signal: controller.signal, resumable: false },
+      // Detached (the default): a dropped connection is resumed instead of ending the reply.
+      { signal: controller.signal, onReconnect: (info) => writer.status(`connection lost, resuming (attempt ${info.attempt})…`) },
     );
     current = { run, controller };
     try {

@@ -68,7 +68,8 @@ function isAborted(signal: AbortSignal | undefined): boolean {
  * default, `resumable: true`) keeps going on the server and can be followed again; a run started
  * with `resumable: false` is cancelled by the server when its connection closes. {@link cancel}
  * stops the run itself (its final events still arrive on the stream); {@link ack} barges in on a
- * streamed message.
+ * streamed message. The connection opens at once, before the first read: iterate the run or
+ * cancel it rather than leave it.
  */
 export class ClientRun implements AsyncIterable<SluiceEvent> {
   readonly #init: ClientRunInit;
@@ -109,7 +110,7 @@ export class ClientRun implements AsyncIterable<SluiceEvent> {
     return this.#runId;
   }
 
-  /** The seq of the last event handed to the reader (the resume point). */
+  /** The seq of the last event handed to the reader: `follow(runId, { after: lastSeq })` reads on from there. */
   get lastSeq(): number {
     return this.#lastSeq;
   }

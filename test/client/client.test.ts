@@ -5,11 +5,12 @@
  */
 
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import type http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { ClientRun, SluiceClient, SluiceError, type ReconnectInfo, type SluiceEvent, type Transport } from '../../src/client/index.ts';
 import { call, startServer, waitFor, type TestServer } from '../transports/http/fixtures.ts';
+import { startTcpProxy } from './tcp-proxy.ts';
 
 /** Reads a run to its end, calling `onEvent` after each event is recorded. */
 async function collect(run: ClientRun, onEvent?: (event: SluiceEvent, events: SluiceEvent[]) => void | Promise<void>): Promise<SluiceEvent[]> {
@@ -44,34 +45,6 @@ function trackSockets(server: TestServer): Set<Socket> {
 
 function cutAll(sockets: Set<Socket>): void {
   for (const socket of sockets) socket.destroy();
-}
-
-/** A plain HTTP proxy in front of the server (SSE only) that a test can take away. */
-async function startProxy(target: string): Promise<{ url: string; kill(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const proxy = http.createServer((req, res) => {
-    const upstream = http.request(new URL(req.url ?? '/', target), { method: req.method, headers: req.headers, agent: false }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
-    upstream.on('error', () => res.destroy());
-    res.on('close', () => upstream.destroy());
-    req.pipe(upstream);
-  });
-  proxy.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  const { port } = proxy.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    async kill() {
-      const closed = new Promise<void>((resolve) => proxy.close(() => resolve()));
-      for (const socket of sockets) socket.destroy();
-      await closed;
-    },
-  };
 }
 
 const ticker = (sender: string, count: number, interval = 10) => call('action_ticker', { sender, slots: { count, interval_ms: interval } });
@@ -220,8 +193,8 @@ describe('SluiceClient', () => {
   }
 
   test('a dead server: "cannot connect to <URL>", over both transports, without retrying a start', async () => {
-    const dead = await startProxy(server.url);
-    await dead.kill();
+    const dead = await startTcpProxy(server.url);
+    await dead.close();
     const lost = new SluiceClient({ baseUrl: dead.url, retry: FAST_RETRY });
     for (const transport of ['sse', 'websocket'] as const) {
       const run = lost.start(call('action_stream'), { transport });
@@ -236,13 +209,13 @@ describe('SluiceClient', () => {
   });
 
   test('retries run out: the stream and every reconnection fail, and the error says so', async () => {
-    const proxy = await startProxy(server.url);
+    const proxy = await startTcpProxy(server.url);
     const reconnects: ReconnectInfo[] = [];
     const viaProxy = new SluiceClient({ baseUrl: proxy.url, retry: { retries: 3, initialDelayMs: 5, maxDelayMs: 20 } });
     const run = viaProxy.start(ticker('exhausted', 1000), { onReconnect: (info) => reconnects.push(info) });
     await assert.rejects(
       collect(run, async (_event, events) => {
-        if (events.length === 3) await proxy.kill();
+        if (events.length === 3) await proxy.close();
       }),
       (error: SluiceError) => {
         assert.equal(error.code, 'unavailable');

@@ -8,7 +8,6 @@
 
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,6 +15,7 @@ import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { type RunningServer, startServer } from '../../src/cli/serve.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { buildWebClient } from '../../scripts/build-web.ts';
+import { startTcpProxy } from '../client/tcp-proxy.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -69,37 +69,6 @@ function lastReplyText(page: Page): Promise<string> {
     const reply = replies[replies.length - 1];
     return reply === undefined ? '' : Array.from(reply.querySelectorAll('.bubble .seg'), (s) => s.textContent ?? '').join('|');
   });
-}
-
-/** A TCP proxy in front of the server whose open connections a test can cut, as a network failure would. */
-async function startProxy(target: string): Promise<{ url: string; cut(): void; close(): Promise<void> }> {
-  const { hostname, port } = new URL(target);
-  const sockets = new Set<net.Socket>();
-  const track = (socket: net.Socket): void => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  };
-  const proxy = net.createServer((client) => {
-    const upstream = net.connect(Number(port), hostname);
-    track(client);
-    track(upstream);
-    client.pipe(upstream).pipe(client);
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  const address = proxy.address() as net.AddressInfo;
-  return {
-    url: `http://127.0.0.1:${address.port}`,
-    cut() {
-      for (const socket of sockets) socket.destroy();
-    },
-    async close() {
-      const closed = new Promise<void>((resolve) => proxy.close(() => resolve()));
-      for (const socket of sockets) socket.destroy();
-      await closed;
-    },
-  };
 }
 
 async function send(page: Page, text: string): Promise<void> {
@@ -375,7 +344,7 @@ describe('playground page', { skip, timeout: 60_000 }, () => {
   });
 
   test('a connection cut mid-reply is resumed: the reply completes with no word lost or repeated', async () => {
-    const proxy = await startProxy(server.httpUrl);
+    const proxy = await startTcpProxy(server.httpUrl);
     try {
       const page = await open(proxy.url);
       await page.selectOption('#action', 'action_story');
