@@ -5,6 +5,7 @@
 
 import { createInterface } from 'node:readline/promises';
 import { SluiceClient } from '../client/client.ts';
+import { connectError } from '../client/errors.ts';
 import type { ClientRun } from '../client/run.ts';
 import { SluiceError } from '../protocol/errors.ts';
 import type { SluiceEvent } from '../protocol/events.ts';
@@ -158,8 +159,8 @@ async function checkServer(client: SluiceClient, headers: Record<string, string>
     const response = await fetch(`${client.baseUrl}/health`, { headers, signal: AbortSignal.timeout(5_000) });
     await response.body?.cancel();
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-    throw new SluiceError('unavailable', `cannot connect to ${client.baseUrl} (${cause})`, { cause: error });
+    if ((error as Error).name === 'TimeoutError') throw new SluiceError('unavailable', `cannot connect to ${client.baseUrl} (no answer within 5 s)`, { cause: error });
+    throw connectError(client.baseUrl, error);
   }
 }
 
