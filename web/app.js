@@ -631,6 +631,8 @@ async function send(text, shown = text) {
   try {
     for await (const event of run) {
       const follow = nearBottom();
+      // Other page modules (a timeline, a latency strip) follow the runs without hooks in here.
+      document.dispatchEvent(new CustomEvent('sluice:event', { detail: event }));
       logEvent(event);
       reply.handle(event);
       updateControls();

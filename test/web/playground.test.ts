@@ -47,12 +47,13 @@ interface PageElement {
   getBoundingClientRect(): Rect;
 }
 declare const document: {
+  addEventListener(type: string, listener: (event: { detail: { seq: number } }) => void): void;
   querySelector(selector: string): PageElement | null;
   querySelectorAll(selector: string): ArrayLike<PageElement>;
   getElementById(id: string): PageElement | null;
   documentElement: { scrollWidth: number; clientWidth: number };
 };
-declare const window: { seen?: string[] };
+declare const window: { seen?: string[]; dispatched?: number[] };
 interface Rect {
   top: number;
   bottom: number;
@@ -168,6 +169,11 @@ describe('playground page', { skip, timeout: 60_000 }, () => {
       }).observe(document.getElementById('conversation')!, { subtree: true, childList: true, characterData: true, attributes: true });
     });
 
+    await page.evaluate(() => {
+      const dispatched: number[] = [];
+      window.dispatched = dispatched;
+      document.addEventListener('sluice:event', (e) => dispatched.push(e.detail.seq));
+    });
     await send(page, 'weather in Paris');
     await page.waitForSelector('.turn.bot[data-run-end="completed"]');
     const seen = await page.evaluate(() => window.seen ?? []);
@@ -192,6 +198,8 @@ describe('playground page', { skip, timeout: 60_000 }, () => {
     assert.equal(log[0], '1 run-start');
     assert.equal(log.at(-1), `${log.length} run-end`);
     assert.deepEqual(log.map((line) => Number(line.split(' ')[0])), log.map((_, i) => i + 1), 'gap-free seqs');
+    const dispatched = await page.evaluate(() => window.dispatched ?? []);
+    assert.deepEqual(dispatched, log.map((_, i) => i + 1), 'every event is also dispatched as sluice:event on document');
     assert.ok(log.includes('2 status') && log.some((l) => l.endsWith(' tool-result')) && log.some((l) => l.endsWith(' result')), log.join(','));
 
     const shot = join(tmpdir(), 'sluice-playground-wide.png');
