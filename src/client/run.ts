@@ -296,12 +296,13 @@ export class ClientRun implements AsyncIterable<SluiceEvent> {
       if (response !== null) {
         const reader = (response.body as ReadableStream<Uint8Array>).getReader();
         const decoder = new SseEventDecoder();
-        let lastRead = Date.now();
+        /** When the pending read began; null while the reader is busy with events (not the network's fault). */
+        let waitingSince: number | null = null;
         let idle = false;
         // Sluice sends `: ping` comments while a run is quiet; silence longer than this is a dead connection.
         const watchdog = setInterval(
           () => {
-            if (Date.now() - lastRead <= idleTimeoutMs) return;
+            if (waitingSince === null || Date.now() - waitingSince <= idleTimeoutMs) return;
             idle = true;
             void reader.cancel().catch(() => {});
           },
@@ -311,6 +312,7 @@ export class ClientRun implements AsyncIterable<SluiceEvent> {
         try {
           for (;;) {
             let step: Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>;
+            waitingSince = Date.now();
             try {
               step = await reader.read();
             } catch (error) {
@@ -325,7 +327,7 @@ export class ClientRun implements AsyncIterable<SluiceEvent> {
               );
               break;
             }
-            lastRead = Date.now();
+            waitingSince = null;
             const events = this.#admit(decoder.feed(step.value));
             if (events.length === 0) continue;
             attempt = 0;

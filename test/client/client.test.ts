@@ -310,6 +310,19 @@ describe('SluiceClient and a quiet or time-limited stream', () => {
     assert.ok((await readTicker({ pingIntervalMs: 60_000 }, 150, 3, 400)) >= 1);
   });
 
+  test('a reader slower than idleTimeoutMs is not taken for a dead connection', async () => {
+    const server = await startServer({ server: { sse: { pingIntervalMs: 60_000 } } });
+    try {
+      const client = new SluiceClient({ baseUrl: server.url, idleTimeoutMs: 100, retry: FAST_RETRY });
+      const run = client.start(ticker('slow-reader', 4, 10));
+      const events = await collect(run, () => new Promise((resolve) => setTimeout(resolve, 150)));
+      assertWholeRun(events);
+      assert.equal(run.reconnects, 0);
+    } finally {
+      await server.close();
+    }
+  });
+
   test("the server's pings keep a quiet stream alive: no reconnection", async () => {
     assert.equal(await readTicker({ pingIntervalMs: 40 }, 300, 3, 400), 0);
   });
