@@ -743,6 +743,11 @@ async function loadInfo() {
   }
 }
 
+// Runs are started detached so that a dropped connection can be resumed; a page that goes away
+// stops its run instead, rather than let it spend on a reply nobody will read.
+window.addEventListener('pagehide', () => {
+  void state.current?.run.cancel().catch(() => {});
+});
 els.composer.addEventListener('submit', (e) => {
   e.preventDefault();
   const text = els.message.value;

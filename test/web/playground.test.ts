@@ -372,4 +372,16 @@ describe('playground page', { skip, timeout: 60_000 }, () => {
       await proxy.close();
     }
   });
+  test('closing the page mid-reply cancels its run on the server', async () => {
+    const page = await open();
+    await page.selectOption('#action', 'action_story');
+    await send(page, 'tell me a story');
+    await page.waitForFunction(() => (document.querySelector('.turn.bot .seg')?.textContent ?? '').includes('time,'));
+    const runId = await page.evaluate(() => document.querySelector('#events .run-sep')?.textContent?.slice(4) ?? '');
+    const run = server.executor.getRun(runId);
+    assert.ok(run !== undefined, `run ${runId} is on the server`);
+    await page.close({ runBeforeUnload: false });
+    await run.done;
+    assert.equal(run.endReason, 'cancelled');
+  });
 });
