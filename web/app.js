@@ -634,6 +634,8 @@ async function send(text, shown = text) {
   try {
     for await (const event of run) {
       const follow = nearBottom();
+      // Other page modules (a timeline, a latency strip) follow the runs without hooks in here.
+      document.dispatchEvent(new CustomEvent('sluice:event', { detail: event }));
       logEvent(event);
       reply.handle(event);
       figures.event(event);
@@ -747,6 +749,11 @@ async function loadInfo() {
   }
 }
 
+// Runs are started detached so that a dropped connection can be resumed; a page that goes away
+// stops its run instead, rather than let it spend on a reply nobody will read.
+window.addEventListener('pagehide', () => {
+  void state.current?.run.cancel().catch(() => {});
+});
 els.composer.addEventListener('submit', (e) => {
   e.preventDefault();
   const text = els.message.value;

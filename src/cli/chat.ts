@@ -5,6 +5,7 @@
 
 import { createInterface } from 'node:readline/promises';
 import { SluiceClient } from '../client/client.ts';
+import { connectError } from '../client/errors.ts';
 import type { ClientRun } from '../client/run.ts';
 import { SluiceError } from '../protocol/errors.ts';
 import type { SluiceEvent } from '../protocol/events.ts';
@@ -158,8 +159,8 @@ async function checkServer(client: SluiceClient, headers: Record<string, string>
     const response = await fetch(`${client.baseUrl}/health`, { headers, signal: AbortSignal.timeout(5_000) });
     await response.body?.cancel();
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-    throw new SluiceError('unavailable', `cannot connect to ${client.baseUrl} (${cause})`, { cause: error });
+    if ((error as Error).name === 'TimeoutError') throw new SluiceError('unavailable', `cannot connect to ${client.baseUrl} (no answer within 5 s)`, { cause: error });
+    throw connectError(client.baseUrl, error);
   }
 }
 
@@ -198,8 +199,7 @@ export async function chat(options: ChatOptions): Promise<void> {
     }
     const { run, controller } = current;
     // Cancelling keeps the stream open for the run's last events; hanging up is the fallback.
-    if (run.runId === undefined) controller.abort();
-    else void run.cancel().catch(() => controller.abort());
+    void run.cancel().catch(() => controller.abort());
   });
 
   const writer = new ReplyWriter(out, tty, color);
@@ -222,8 +222,8 @@ export async function chat(options: ChatOptions): Promise<void> {
         tracker: { sender_id: senderId, latest_message: { text }, events: history, slots: {} },
         domain: {},
       },
-      // Attached: a chat that quits mid-reply stops its run.
-      { signal: controller.signal, resumable: false },
+      // Detached (the default): a dropped connection is resumed instead of ending the reply.
+      { signal: controller.signal, onReconnect: (info) => writer.status(`connection lost, resuming (attempt ${info.attempt})…`) },
     );
     current = { run, controller };
     try {

@@ -140,6 +140,8 @@ export class SluiceClient {
       return await this.#fetch(`${this.baseUrl}${path}`, {
         method: 'POST',
         headers: this.#headers,
+        // A page that is closing can still stop its run (see the playground's pagehide).
+        keepalive: true,
         signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]),
       });
     } catch (error) {

@@ -68,7 +68,8 @@ function isAborted(signal: AbortSignal | undefined): boolean {
  * default, `resumable: true`) keeps going on the server and can be followed again; a run started
  * with `resumable: false` is cancelled by the server when its connection closes. {@link cancel}
  * stops the run itself (its final events still arrive on the stream); {@link ack} barges in on a
- * streamed message.
+ * streamed message. The connection opens at once, before the first read: iterate the run or
+ * cancel it rather than leave it.
  */
 export class ClientRun implements AsyncIterable<SluiceEvent> {
   readonly #init: ClientRunInit;
@@ -109,7 +110,7 @@ export class ClientRun implements AsyncIterable<SluiceEvent> {
     return this.#runId;
   }
 
-  /** The seq of the last event handed to the reader (the resume point). */
+  /** The seq of the last event handed to the reader: `follow(runId, { after: lastSeq })` reads on from there. */
   get lastSeq(): number {
     return this.#lastSeq;
   }
@@ -126,11 +127,20 @@ export class ClientRun implements AsyncIterable<SluiceEvent> {
 
   /** Stops the run on the server (`POST /runs/:id/cancel`); false when it had already ended or never started. */
   async cancel(): Promise<boolean> {
-    let runId: string;
+    let runId: string | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), this.#init.connectTimeoutMs);
+    });
     try {
-      runId = await this.started;
+      runId = await Promise.race([this.started, timeout]);
     } catch {
       return false;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (runId === undefined) {
+      throw new SluiceError('timeout', `Cannot cancel: the server did not say which run it started within ${this.#init.connectTimeoutMs} ms`);
     }
     return this.#init.control.cancel(runId);
   }
@@ -219,18 +229,37 @@ export class ClientRun implements AsyncIterable<SluiceEvent> {
   // -------------------------------------------------------------------------------------------
   // Server-Sent Events
 
+  /**
+   * `fetch` that gives up when the response headers take longer than `connectTimeoutMs` (Sluice
+   * sends them at once); the body then streams for as long as the run lasts.
+   */
+  async #fetch(url: string, init: RequestInit): Promise<Response> {
+    const { signal, connectTimeoutMs } = this.#init;
+    const connecting = new AbortController();
+    const timer = setTimeout(
+      () => connecting.abort(new SluiceError('timeout', `no answer from ${this.#init.baseUrl} within ${connectTimeoutMs} ms`, { details: { retryable: true } })),
+      connectTimeoutMs,
+    );
+    try {
+      return await this.#init.fetch(url, { ...init, signal: signal === undefined ? connecting.signal : AbortSignal.any([signal, connecting.signal]) });
+    } catch (error) {
+      if (signal?.aborted === true) throw signal.reason;
+      throw connecting.signal.aborted ? connecting.signal.reason : connectError(this.#init.baseUrl, error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async #post(call: unknown): Promise<Response> {
-    const { baseUrl, headers, signal, detach } = this.#init;
+    const { baseUrl, headers, detach } = this.#init;
     let response: Response;
     try {
-      response = await this.#init.fetch(`${baseUrl}/webhook/stream${detach ? '?detach=true' : ''}`, {
+      response = await this.#fetch(`${baseUrl}/webhook/stream${detach ? '?detach=true' : ''}`, {
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/json', accept: 'text/event-stream' },
         body: JSON.stringify(call),
-        signal: signal ?? null,
       });
-    } catch (error) {
-      const failure = signal?.aborted === true ? signal.reason : connectError(baseUrl, error);
+    } catch (failure) {
       this.#rejectStarted(failure);
       throw failure;
     }
@@ -249,16 +278,10 @@ export class ClientRun implements AsyncIterable<SluiceEvent> {
   }
 
   async #getEvents(runId: string): Promise<Response> {
-    const { baseUrl, headers, signal } = this.#init;
-    let response: Response;
-    try {
-      response = await this.#init.fetch(`${baseUrl}/runs/${encodeURIComponent(runId)}/events`, {
-        headers: { ...headers, accept: 'text/event-stream', 'last-event-id': String(this.#receivedSeq) },
-        signal: signal ?? null,
-      });
-    } catch (error) {
-      throw signal?.aborted === true ? signal.reason : connectError(baseUrl, error);
-    }
+    const { baseUrl, headers } = this.#init;
+    const response = await this.#fetch(`${baseUrl}/runs/${encodeURIComponent(runId)}/events`, {
+      headers: { ...headers, accept: 'text/event-stream', 'last-event-id': String(this.#receivedSeq) },
+    });
     if (!response.ok || response.body === null) throw await responseError(response, `Cannot resume run ${runId}`);
     return response;
   }
@@ -273,12 +296,13 @@ export class ClientRun implements AsyncIterable<SluiceEvent> {
       if (response !== null) {
         const reader = (response.body as ReadableStream<Uint8Array>).getReader();
         const decoder = new SseEventDecoder();
-        let lastRead = Date.now();
+        /** When the pending read began; null while the reader is busy with events (not the network's fault). */
+        let waitingSince: number | null = null;
         let idle = false;
         // Sluice sends `: ping` comments while a run is quiet; silence longer than this is a dead connection.
         const watchdog = setInterval(
           () => {
-            if (Date.now() - lastRead <= idleTimeoutMs) return;
+            if (waitingSince === null || Date.now() - waitingSince <= idleTimeoutMs) return;
             idle = true;
             void reader.cancel().catch(() => {});
           },
@@ -288,6 +312,7 @@ export class ClientRun implements AsyncIterable<SluiceEvent> {
         try {
           for (;;) {
             let step: Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>;
+            waitingSince = Date.now();
             try {
               step = await reader.read();
             } catch (error) {
@@ -302,7 +327,7 @@ export class ClientRun implements AsyncIterable<SluiceEvent> {
               );
               break;
             }
-            lastRead = Date.now();
+            waitingSince = null;
             const events = this.#admit(decoder.feed(step.value));
             if (events.length === 0) continue;
             attempt = 0;
@@ -340,6 +365,11 @@ export class ClientRun implements AsyncIterable<SluiceEvent> {
       headers: this.#init.headers,
       maxBuffered: this.#init.maxBufferedEvents,
       connectTimeoutMs: this.#init.connectTimeoutMs,
+      // `started` settles even when nobody reads the run (yet).
+      observe: (item) => {
+        if (item.kind === 'started') this.#setRunId(item.runId);
+        else if (item.kind !== 'event' && this.#runId === undefined) this.#rejectStarted(item.error);
+      },
     });
   }
 

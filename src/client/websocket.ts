@@ -33,6 +33,8 @@ export interface WsConnectionOptions {
   maxBuffered: number;
   /** How long the socket may take to open. */
   connectTimeoutMs: number;
+  /** Sees every item but events as it arrives, before the reader does (who may not be reading yet). */
+  observe?: (item: WsItem) => void;
 }
 
 /**
@@ -103,6 +105,7 @@ export class WsConnection {
   }
 
   #push(item: WsItem): void {
+    if (item.kind !== 'event') this.#options.observe?.(item);
     this.#queue.push(item);
     const wake = this.#wake;
     this.#wake = null;

@@ -8,6 +8,7 @@ import { PassThrough, Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { chat, type ChatOptions } from '../../src/cli/chat.ts';
 import { SluiceError } from '../../src/protocol/errors.ts';
+import { startTcpProxy } from '../client/tcp-proxy.ts';
 import { startServer, type RunningServer } from '../../src/cli/serve.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 
@@ -115,6 +116,39 @@ describe('chat', () => {
     await output.until('\n> ');
     input.end();
     await ends(done, 'end of input after an error');
+  });
+
+  test('Ctrl-C during a reply cancels its run: the reply ends "(interrupted)" and the chat goes on', async () => {
+    const input = new PassThrough();
+    const output = Object.assign(new Capture(), { isTTY: true });
+    const done = chat({ url: server.httpUrl, action: 'action_chat', senderId: 'chat-ctrl-c', input, output, color: false });
+    input.write('tell me a story\r');
+    await output.until('Once upon');
+    input.write('\x03'); // what a terminal in raw mode sends for Ctrl-C
+    await output.until('⏹ (interrupted)');
+    assert.doesNotMatch(output.text, /never flooded anyone/);
+    await waitIdle(server);
+    input.end();
+    await ends(done, 'end of input after an interrupted reply');
+  });
+
+  test('a connection dropped mid-reply is resumed: the whole reply, once, after a note', async () => {
+    const proxy = await startTcpProxy(server.httpUrl);
+    try {
+      const { input, output, done } = start({ url: proxy.url });
+      input.write('tell me a story\n');
+      await output.until('Once upon');
+      proxy.cut();
+      await output.until('never flooded anyone.\n');
+      assert.match(output.text, /\n… connection lost, resuming \(attempt 1\)…\n/);
+      const story = output.text.slice(output.text.indexOf('Once upon')).replace(/\n… connection lost[^\n]*\n/g, '');
+      assert.equal(story.split('\n')[0], 'Once upon a time, a small stream met a sluice. It learned to wait its turn, and so it never flooded anyone.');
+      input.end();
+      await ends(done, 'end of input after a resumed reply');
+      await waitIdle(server);
+    } finally {
+      await proxy.close();
+    }
   });
 
   test('an output without isTTY is not a terminal, even when the process stdout is one', async () => {

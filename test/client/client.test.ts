@@ -5,11 +5,12 @@
  */
 
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type http from 'node:http';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { ClientRun, SluiceClient, SluiceError, type ReconnectInfo, type SluiceEvent, type Transport } from '../../src/client/index.ts';
 import { call, startServer, waitFor, type TestServer } from '../transports/http/fixtures.ts';
+import { startTcpProxy } from './tcp-proxy.ts';
 
 /** Reads a run to its end, calling `onEvent` after each event is recorded. */
 async function collect(run: ClientRun, onEvent?: (event: SluiceEvent, events: SluiceEvent[]) => void | Promise<void>): Promise<SluiceEvent[]> {
@@ -44,34 +45,6 @@ function trackSockets(server: TestServer): Set<Socket> {
 
 function cutAll(sockets: Set<Socket>): void {
   for (const socket of sockets) socket.destroy();
-}
-
-/** A plain HTTP proxy in front of the server (SSE only) that a test can take away. */
-async function startProxy(target: string): Promise<{ url: string; kill(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const proxy = http.createServer((req, res) => {
-    const upstream = http.request(new URL(req.url ?? '/', target), { method: req.method, headers: req.headers, agent: false }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
-    upstream.on('error', () => res.destroy());
-    res.on('close', () => upstream.destroy());
-    req.pipe(upstream);
-  });
-  proxy.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  const { port } = proxy.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    async kill() {
-      const closed = new Promise<void>((resolve) => proxy.close(() => resolve()));
-      for (const socket of sockets) socket.destroy();
-      await closed;
-    },
-  };
 }
 
 const ticker = (sender: string, count: number, interval = 10) => call('action_ticker', { sender, slots: { count, interval_ms: interval } });
@@ -206,12 +179,22 @@ describe('SluiceClient', () => {
         await assert.rejects(run.started, { code: 'not_found' });
         assert.equal(await run.cancel(), false);
       });
+
+      test('cancel() works on a run nobody reads yet: started settles without a reader', async () => {
+        const sender = `unread-${transport}`;
+        const run = client.start(ticker(sender, 1000), { transport });
+        assert.match(await run.started, /\S/);
+        assert.equal(await run.cancel(), true);
+        await waitFor(() => server.probe.aborted.has(sender), 3000, 'the run to be cancelled');
+        const events = await collect(run);
+        assert.equal((events.at(-1) as { reason: string }).reason, 'cancelled');
+      });
     });
   }
 
   test('a dead server: "cannot connect to <URL>", over both transports, without retrying a start', async () => {
-    const dead = await startProxy(server.url);
-    await dead.kill();
+    const dead = await startTcpProxy(server.url);
+    await dead.close();
     const lost = new SluiceClient({ baseUrl: dead.url, retry: FAST_RETRY });
     for (const transport of ['sse', 'websocket'] as const) {
       const run = lost.start(call('action_stream'), { transport });
@@ -226,13 +209,13 @@ describe('SluiceClient', () => {
   });
 
   test('retries run out: the stream and every reconnection fail, and the error says so', async () => {
-    const proxy = await startProxy(server.url);
+    const proxy = await startTcpProxy(server.url);
     const reconnects: ReconnectInfo[] = [];
     const viaProxy = new SluiceClient({ baseUrl: proxy.url, retry: { retries: 3, initialDelayMs: 5, maxDelayMs: 20 } });
     const run = viaProxy.start(ticker('exhausted', 1000), { onReconnect: (info) => reconnects.push(info) });
     await assert.rejects(
       collect(run, async (_event, events) => {
-        if (events.length === 3) await proxy.kill();
+        if (events.length === 3) await proxy.close();
       }),
       (error: SluiceError) => {
         assert.equal(error.code, 'unavailable');
@@ -245,6 +228,23 @@ describe('SluiceClient', () => {
     assert.ok(reconnects.every((r) => r.delayMs >= 0 && r.delayMs <= 20));
     // The run itself is fine on the server: stop it there.
     assert.equal(await client.cancel(run.runId as string), true);
+  });
+
+  test('a server that accepts the connection but never answers: the start times out', async () => {
+    const silent = net.createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+      const impatient = new SluiceClient({ baseUrl: url, connectTimeoutMs: 200 });
+      for (const transport of ['sse', 'websocket'] as const) {
+        await assert.rejects(collect(impatient.start(call('action_stream'), { transport })), (error: SluiceError) => {
+          assert.match(error.message, /within 200 ms/);
+          return true;
+        });
+      }
+    } finally {
+      silent.close();
+    }
   });
 
   test('follow() replays a finished run from its log, or from after a seq', async () => {
@@ -288,5 +288,46 @@ describe('SluiceClient', () => {
     const reading = collect(run);
     assert.throws(() => run[Symbol.asyncIterator](), /iterated once/);
     await reading;
+  });
+});
+
+describe('SluiceClient and a quiet or time-limited stream', () => {
+  async function readTicker(options: { pingIntervalMs?: number; maxDurationMs?: number }, idleTimeoutMs: number, count: number, interval: number) {
+    const server = await startServer({ server: { sse: options } });
+    try {
+      const client = new SluiceClient({ baseUrl: server.url, idleTimeoutMs, retry: FAST_RETRY });
+      const run = client.start(ticker('quiet', count, interval));
+      const events = await collect(run);
+      assertWholeRun(events);
+      assert.equal((events.at(-1) as { reason: string }).reason, 'completed');
+      return run.reconnects;
+    } finally {
+      await server.close();
+    }
+  }
+
+  test('silence longer than idleTimeoutMs is taken as a dead connection, and resumed', async () => {
+    assert.ok((await readTicker({ pingIntervalMs: 60_000 }, 150, 3, 400)) >= 1);
+  });
+
+  test('a reader slower than idleTimeoutMs is not taken for a dead connection', async () => {
+    const server = await startServer({ server: { sse: { pingIntervalMs: 60_000 } } });
+    try {
+      const client = new SluiceClient({ baseUrl: server.url, idleTimeoutMs: 100, retry: FAST_RETRY });
+      const run = client.start(ticker('slow-reader', 4, 10));
+      const events = await collect(run, () => new Promise((resolve) => setTimeout(resolve, 150)));
+      assertWholeRun(events);
+      assert.equal(run.reconnects, 0);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("the server's pings keep a quiet stream alive: no reconnection", async () => {
+    assert.equal(await readTicker({ pingIntervalMs: 40 }, 300, 3, 400), 0);
+  });
+
+  test("a stream the server ends at its maximum duration is resumed where it stopped", async () => {
+    assert.ok((await readTicker({ maxDurationMs: 150 }, 5_000, 12, 40)) >= 1);
   });
 });

@@ -8,7 +8,6 @@
 
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,6 +15,7 @@ import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { type RunningServer, startServer } from '../../src/cli/serve.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { buildWebClient } from '../../scripts/build-web.ts';
+import { startTcpProxy } from '../client/tcp-proxy.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -47,12 +47,13 @@ interface PageElement {
   getBoundingClientRect(): Rect;
 }
 declare const document: {
+  addEventListener(type: string, listener: (event: { detail: { seq: number } }) => void): void;
   querySelector(selector: string): PageElement | null;
   querySelectorAll(selector: string): ArrayLike<PageElement>;
   getElementById(id: string): PageElement | null;
   documentElement: { scrollWidth: number; clientWidth: number };
 };
-declare const window: { seen?: string[] };
+declare const window: { seen?: string[]; dispatched?: number[] };
 interface Rect {
   top: number;
   bottom: number;
@@ -69,37 +70,6 @@ function lastReplyText(page: Page): Promise<string> {
     const reply = replies[replies.length - 1];
     return reply === undefined ? '' : Array.from(reply.querySelectorAll('.bubble .seg'), (s) => s.textContent ?? '').join('|');
   });
-}
-
-/** A TCP proxy in front of the server whose open connections a test can cut, as a network failure would. */
-async function startProxy(target: string): Promise<{ url: string; cut(): void; close(): Promise<void> }> {
-  const { hostname, port } = new URL(target);
-  const sockets = new Set<net.Socket>();
-  const track = (socket: net.Socket): void => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  };
-  const proxy = net.createServer((client) => {
-    const upstream = net.connect(Number(port), hostname);
-    track(client);
-    track(upstream);
-    client.pipe(upstream).pipe(client);
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  const address = proxy.address() as net.AddressInfo;
-  return {
-    url: `http://127.0.0.1:${address.port}`,
-    cut() {
-      for (const socket of sockets) socket.destroy();
-    },
-    async close() {
-      const closed = new Promise<void>((resolve) => proxy.close(() => resolve()));
-      for (const socket of sockets) socket.destroy();
-      await closed;
-    },
-  };
 }
 
 async function send(page: Page, text: string): Promise<void> {
@@ -199,6 +169,11 @@ describe('playground page', { skip, timeout: 60_000 }, () => {
       }).observe(document.getElementById('conversation')!, { subtree: true, childList: true, characterData: true, attributes: true });
     });
 
+    await page.evaluate(() => {
+      const dispatched: number[] = [];
+      window.dispatched = dispatched;
+      document.addEventListener('sluice:event', (e) => dispatched.push(e.detail.seq));
+    });
     await send(page, 'weather in Paris');
     await page.waitForSelector('.turn.bot[data-run-end="completed"]');
     const seen = await page.evaluate(() => window.seen ?? []);
@@ -223,6 +198,8 @@ describe('playground page', { skip, timeout: 60_000 }, () => {
     assert.equal(log[0], '1 run-start');
     assert.equal(log.at(-1), `${log.length} run-end`);
     assert.deepEqual(log.map((line) => Number(line.split(' ')[0])), log.map((_, i) => i + 1), 'gap-free seqs');
+    const dispatched = await page.evaluate(() => window.dispatched ?? []);
+    assert.deepEqual(dispatched, log.map((_, i) => i + 1), 'every event is also dispatched as sluice:event on document');
     assert.ok(log.includes('2 status') && log.some((l) => l.endsWith(' tool-result')) && log.some((l) => l.endsWith(' result')), log.join(','));
 
     const shot = join(tmpdir(), 'sluice-playground-wide.png');
@@ -375,7 +352,7 @@ describe('playground page', { skip, timeout: 60_000 }, () => {
   });
 
   test('a connection cut mid-reply is resumed: the reply completes with no word lost or repeated', async () => {
-    const proxy = await startProxy(server.httpUrl);
+    const proxy = await startTcpProxy(server.httpUrl);
     try {
       const page = await open(proxy.url);
       await page.selectOption('#action', 'action_story');
@@ -394,5 +371,17 @@ describe('playground page', { skip, timeout: 60_000 }, () => {
     } finally {
       await proxy.close();
     }
+  });
+  test('closing the page mid-reply cancels its run on the server', async () => {
+    const page = await open();
+    await page.selectOption('#action', 'action_story');
+    await send(page, 'tell me a story');
+    await page.waitForFunction(() => (document.querySelector('.turn.bot .seg')?.textContent ?? '').includes('time,'));
+    const runId = await page.evaluate(() => document.querySelector('#events .run-sep')?.textContent?.slice(4) ?? '');
+    const run = server.executor.getRun(runId);
+    assert.ok(run !== undefined, `run ${runId} is on the server`);
+    await page.close({ runBeforeUnload: false });
+    await run.done;
+    assert.equal(run.endReason, 'cancelled');
   });
 });
