@@ -2,23 +2,31 @@
 /**
  * The `sluice` command.
  *
- *   sluice serve --actions <module> [--port 5055] [--grpc-port 5056] [--host 127.0.0.1]
+ *   sluice serve --actions <module> [--port 5055] [--grpc-port 5056] [--host 127.0.0.1] [options]
  *   sluice dev                       the example assistant on embedded defaults (npm start)
  *   sluice chat [--url http://127.0.0.1:5055] [--action action_assistant]
+ *   sluice --version
  *
- * Flags are declared in `flags/` (one table per layer); each has an environment variable.
+ * Flags are declared in `flags/` (one table per layer); each has an environment variable. An
+ * optional config module (`sluice.config.ts`, `--config`) fills what flags and env leave unset.
  * @module
  */
 
+import { readFileSync } from 'node:fs';
 import { SluiceError } from '../protocol/errors.ts';
 import { chat } from './chat.ts';
+import { loadConfig, type SluiceConfig } from './config.ts';
+import { loadApps } from './apps.ts';
 import { coreFlags } from './flags/core.ts';
 import { commandHelp, parseCommandLine } from './flags/parse.ts';
+import { serverFlags } from './flags/server.ts';
 import type { CommandName, FlagSpec, FlagValues } from './flags/spec.ts';
+import { createServerLogger } from './logging.ts';
+import { bool, logLevel, resolveServeOptions, str } from './options.ts';
 import { serve } from './serve.ts';
 
 /** Every flag of every command. */
-const FLAGS: readonly FlagSpec[] = [...coreFlags];
+const FLAGS: readonly FlagSpec[] = [...coreFlags, ...serverFlags];
 
 const SYNOPSIS: Record<CommandName, string> = {
   serve: 'sluice serve --actions <module> [options]',
@@ -30,26 +38,58 @@ const USAGE = `Usage:
   ${SYNOPSIS.serve}
   ${SYNOPSIS.dev}
   ${SYNOPSIS.chat}
+  sluice --version
 Run 'sluice <command> --help' for the options of a command.`;
 
-function port(name: string, value: FlagValues[string], fallback: number): number {
-  if (value === undefined) return fallback;
-  const text = String(value);
-  // Number() reads '' and ' ' as 0, which would silently mean "any free port".
-  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isInteger(n) || n < 0 || n > 65_535) {
-    throw new SluiceError('invalid_argument', `--${name} must be a port number 0–65535 (got '${text}')`);
-  }
-  return n;
+/** Rasa SDK server flags Sluice does not take, and what to use instead. */
+const RASA_ALTERNATIVES: Record<string, string> = {
+  'logging-config-file': 'use --log-level, --log-file, --log-pretty, or `log`/`logger` in sluice.config.ts',
+  'use-syslog': 'log to stdout (JSON lines) and let the platform ship them, or use --log-file',
+  'syslog-address': 'log to stdout (JSON lines) and let the platform ship them, or use --log-file',
+  'syslog-port': 'log to stdout (JSON lines) and let the platform ship them, or use --log-file',
+  'syslog-protocol': 'log to stdout (JSON lines) and let the platform ship them, or use --log-file',
+  endpoints: 'Sluice reads no endpoints.yml; configure with flags, env or sluice.config.ts',
+  grpc: 'Sluice serves HTTP and gRPC at once: gRPC listens on --grpc-port (default 5056)',
+};
+
+/** The package version, read from package.json (beside `src/` and `dist/` alike). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+  return pkg.version ?? 'unknown';
 }
 
-function str(value: FlagValues[string]): string | undefined {
-  return typeof value === 'string' ? value : undefined;
+function parse(argv: string[]): ReturnType<typeof parseCommandLine> {
+  try {
+    return parseCommandLine(argv, FLAGS);
+  } catch (error) {
+    const flag = /Unknown option '--([^'=]+)'/.exec((error as Error).message)?.[1];
+    const instead = flag === undefined ? undefined : RASA_ALTERNATIVES[flag];
+    if (instead !== undefined) throw new SluiceError('invalid_argument', `Unknown option '--${flag}' (a Rasa SDK flag Sluice does not take: ${instead})`);
+    throw error;
+  }
+}
+
+async function runServer(command: 'serve' | 'dev', values: FlagValues): Promise<void> {
+  const loaded = await loadConfig(str(values.config));
+  const config: SluiceConfig = loaded?.config ?? {};
+  const dev = command === 'dev';
+  const pretty = bool(values['log-pretty']) ?? config.log?.pretty ?? process.stdout.isTTY === true;
+  const logger =
+    config.logger ?? createServerLogger({ level: logLevel(values, config), pretty, file: str(values['log-file']) ?? config.log?.file });
+  if (loaded !== undefined) logger.debug({ config: loaded.path }, 'Config module loaded');
+  const options = resolveServeOptions(values, config, dev ? new URL('../../examples/index.ts', import.meta.url).pathname : undefined);
+  const appsFrom = str(values.apps) ?? (typeof config.apps === 'string' ? config.apps : undefined);
+  const apps = appsFrom !== undefined ? await loadApps(appsFrom) : typeof config.apps === 'object' ? config.apps : undefined;
+  await serve({ ...options, ...(apps !== undefined ? { apps } : {}), logger, dev, banner: pretty && config.logger === undefined });
 }
 
 async function main(argv: string[]): Promise<void> {
-  const line = parseCommandLine(argv, FLAGS);
+  const line = parse(argv);
   const { command, values } = line;
+  if (line.version) {
+    process.stdout.write(`${version()}\n`);
+    return;
+  }
   if (command !== undefined && command !== 'help' && !(command in SYNOPSIS)) {
     throw new SluiceError('invalid_argument', `Unknown command '${command}'\n${USAGE}`);
   }
@@ -58,20 +98,10 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${known ? commandHelp(known, SYNOPSIS[known], FLAGS) : USAGE}\n`);
     return;
   }
-  const listen = {
-    host: str(values.host) ?? '127.0.0.1',
-    port: port('port', values.port, 5055),
-    grpcPort: port('grpc-port', values['grpc-port'], 5056),
-  };
   switch (command as CommandName) {
-    case 'serve': {
-      const actions = str(values.actions);
-      if (actions === undefined) throw new SluiceError('invalid_argument', '--actions <module> is required');
-      await serve({ ...listen, actions });
-      return;
-    }
+    case 'serve':
     case 'dev':
-      await serve({ ...listen, actions: new URL('../../examples/index.ts', import.meta.url).pathname, dev: true });
+      await runServer(command as 'serve' | 'dev', values);
       return;
     case 'chat':
       await chat({ url: str(values.url) ?? 'http://127.0.0.1:5055', action: str(values.action) ?? 'action_assistant' });

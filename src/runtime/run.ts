@@ -38,6 +38,8 @@ export interface RunOptions {
   hardLimit?: number;
   /** A parent signal: when it aborts, the run is cancelled. */
   signal?: AbortSignal;
+  /** The transport that started the run (`http-sse`, `ws`, `grpc`, …), for logs and metrics. */
+  transport?: string;
 }
 
 /** Lifecycle of a run. */
@@ -68,6 +70,10 @@ export class Run {
   readonly id: string;
   /** Name of the action the run executes. */
   readonly action: string;
+  /** The transport that started the run (`http-sse`, `ws`, `grpc`, …), when it said. */
+  readonly transport: string | undefined;
+  /** `performance.now()` when the run was created. */
+  readonly startedAt = performance.now();
   readonly highWaterMark: number;
   readonly lowWaterMark: number;
   readonly logLimit: number;
@@ -88,6 +94,7 @@ export class Run {
   readonly subscribers = new Set<Subscription>();
 
   #lastSeq = 0;
+  #chunks = 0;
   #state: RunState = 'running';
   #terminal: 'result' | 'error' | null = null;
   #endReason: RunEndReason | null = null;
@@ -107,6 +114,7 @@ export class Run {
   constructor(options: RunOptions = {}) {
     this.id = options.id ?? newRunId();
     this.action = options.action ?? '';
+    this.transport = options.transport;
     this.highWaterMark = positiveInt('highWaterMark', options.highWaterMark, DEFAULT_HWM);
     if (this.highWaterMark < 2) {
       throw new SluiceError('invalid_argument', `Run option 'highWaterMark' must be at least 2 (got ${this.highWaterMark})`);
@@ -155,6 +163,11 @@ export class Run {
   /** `running`, `cancelled` (still closing) or `ended`. */
   get state(): RunState {
     return this.#state;
+  }
+
+  /** Chunks emitted so far (the ones a cancel dropped unread included). */
+  get chunks(): number {
+    return this.#chunks;
   }
 
   /** True once `cancel` was called (also after the run ended). */
@@ -244,6 +257,7 @@ export class Run {
     }
 
     const event = input as SluiceEvent;
+    if (type === 'chunk') this.#chunks++;
     // A cancel that came after the result (a late barge-in) still makes the end a cancelled one.
     if (type === 'run-end' && this.#cancelReason !== null && (event as RunEndEvent).reason === 'completed') {
       (event as RunEndEvent).reason = 'cancelled';
@@ -271,6 +285,7 @@ export class Run {
       return this.emit({ type: 'chunk', responseId, text, runId: '', seq: 0 } as EventInput);
     }
     const log = this.log;
+    this.#chunks++;
     if (this.subscribers.size === 0) {
       if (responseId !== this.#chunkResponseId) {
         for (let i = 0; i < log.length; i++) if (typeof log[i] === 'string') this.eventAt(i);

@@ -172,7 +172,7 @@ class ChatEndpoints {
       reply.code(500).send({ error: 'The chat action is not available', code: 'internal' });
       return;
     }
-    const run = this.#executor.start(buildActionCall(chat.id, chat.messages, { action: this.#action }), { streaming: true });
+    const run = this.#executor.start(buildActionCall(chat.id, chat.messages, { action: this.#action }), { streaming: true, transport: 'ui-message' });
     const entry: ActiveChat = { chatId: chat.id, run, history: chat.messages, closed: false };
     this.#active.set(chat.id, entry);
     const sub = run.subscribe();

@@ -212,7 +212,7 @@ export class VoiceSession {
       const error = SluiceError.from(thrown);
       return this.#reject(error.code, error.message);
     }
-    const run = this.#s.executor.start(msg.call, { streaming: true });
+    const run = this.#s.executor.start(msg.call, { streaming: true, transport: 'voice-ws' });
     this.#begin('start', run, common.id, common.allowInterruptions);
   }
 

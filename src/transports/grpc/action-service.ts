@@ -40,7 +40,7 @@ export function actionServiceImpl(executor: ActionExecutor, logger: Logger): Ser
     async webhook(request, context) {
       // Rasa's unary path: no sink, so streamed chunks come back as whole `responses`.
       try {
-        const result = await executor.run(requestToActionCall(request), { signal: context.signal });
+        const result = await executor.run(requestToActionCall(request), { signal: context.signal, transport: 'grpc' });
         return result === null ? webhookResponse([], []) : webhookResponse(result.events, result.responses);
       } catch (thrown) {
         throw statusError(statusOfThrown(thrown, request.nextAction, logger));
@@ -132,7 +132,7 @@ async function* streamRun(
   requestAction: string,
   signal: AbortSignal,
 ): AsyncGenerator<WebhookStreamEvent> {
-  const run = executor.start(call, { streaming: true, signal });
+  const run = executor.start(call, { streaming: true, signal, transport: 'grpc' });
   const sub = run.subscribe({ signal });
   const translator = new RasaStreamTranslator(run, requestAction);
   try {

@@ -138,7 +138,7 @@ async function* streamSentences(
   const call = request.call;
   if (call === undefined) throw new ConnectError("StreamSentences: 'call' is required (a Rasa WebhookRequest)", Code.InvalidArgument);
   const segmenter = segmenterOf('StreamSentences', request.segmenter);
-  const run = executor.start(requestToActionCall(call), { streaming: true, signal: context.signal });
+  const run = executor.start(requestToActionCall(call), { streaming: true, signal: context.signal, transport: 'grpc' });
   context.responseHeader.set(RUN_ID_METADATA, run.id);
   try {
     yield* sentenceStream(run, run.subscribe({ signal: context.signal }), segmenter, -1, call.nextAction, context.signal);

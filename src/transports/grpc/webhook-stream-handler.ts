@@ -137,7 +137,7 @@ export function createWebhookStreamHandler(
       let sub: Subscription | undefined;
       try {
         const call = await readRequest(body as AsyncIterable<Uint8Array>, encoding === 'gzip', readMaxBytes);
-        const run = executor.start(requestToActionCall(call), { streaming: true, signal });
+        const run = executor.start(requestToActionCall(call), { streaming: true, signal, transport: 'grpc' });
         sub = run.subscribe({ signal });
         const translator = new RasaStreamTranslator(run, call.nextAction);
         while (!translator.ended) {

@@ -16,6 +16,7 @@ import type { ActionExecutor } from '../../runtime/executor.ts';
  * domain can only be told by running the call, so it still arrives as an `error` event.
  */
 export function checkActionCall(executor: ActionExecutor, call: unknown): void {
+  if (!executor.lifecycle.accepting) throw executor.lifecycle.refusal();
   if (typeof call !== 'object' || call === null || Array.isArray(call)) {
     throw new SluiceError('invalid_argument', 'Invalid action call: the body must be a JSON object', {
       details: { reason: 'invalid_body' },

@@ -9,11 +9,15 @@ import type { FastifyInstance } from 'fastify';
 import { SluiceError } from '../../protocol/errors.ts';
 import type { HttpContext } from './context.ts';
 import { INVALID_BODY, rasaErrorReply } from './errors.ts';
+import { SHUTTING_DOWN } from '../../runtime/lifecycle.ts';
 import { streamCall, wantsEventStream } from './sse-routes.ts';
 
 /** Registers the Rasa routes. */
 export function registerRasaRoutes(app: FastifyInstance, ctx: HttpContext): void {
-  app.get('/health', async () => ({ status: 'ok' }));
+  // 503 once a drain began, so a load balancer stops sending before the listener closes.
+  app.get('/health', async (_request, reply) =>
+    ctx.executor.lifecycle.accepting ? { status: 'ok' } : reply.code(503).send({ status: 'draining', error: SHUTTING_DOWN, code: 'unavailable' }),
+  );
 
   app.get('/actions', async () => ctx.executor.actions);
 
@@ -33,7 +37,7 @@ export function registerRasaRoutes(app: FastifyInstance, ctx: HttpContext): void
     };
     raw.once('close', onClose);
     try {
-      const result = await ctx.executor.run(body, { signal: controller.signal });
+      const result = await ctx.executor.run(body, { signal: controller.signal, transport: 'http-webhook' });
       // Rasa answers a call that names no action with a JSON `null` body.
       if (result === null) return reply.code(200).type('application/json; charset=utf-8').send('null');
       return reply.code(200).send(result);

@@ -113,7 +113,7 @@ export function streamCall(ctx: HttpContext, request: FastifyRequest, reply: Fas
     reply.code(status).send(payload);
     return DONE;
   }
-  const run = ctx.executor.start(body, { streaming: true });
+  const run = ctx.executor.start(body, { streaming: true, transport: 'http-sse' });
   // Returned, not awaited: an open stream holds one suspended function (the loop), not two.
   return pipeRunToSse(ctx, reply, run, run.subscribe(), !detach);
 }

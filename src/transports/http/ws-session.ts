@@ -207,7 +207,7 @@ export class WsSession {
       if (typeof error.details.actionName === 'string') extra.actionName = error.details.actionName;
       return this.#reject(error.code, `start: ${error.message}`, extra);
     }
-    const run = this.#ctx.executor.start(call, { streaming: true });
+    const run = this.#ctx.executor.start(call, { streaming: true, transport: 'ws' });
     const sub = run.subscribe();
     if (detach !== true) {
       this.#owned.add(run);
