@@ -240,7 +240,7 @@ export async function serve(options: ServeCommandOptions): Promise<void> {
   const urls = {
     httpUrl: server.httpUrl,
     grpcAddress: server.grpcAddress,
-    ...(server.chatAction !== undefined ? { chatUrl: `${server.httpUrl}/api/chat` } : {}),
+    ...(server.chatAction !== undefined ? { chatUrl: `${server.httpUrl}/api/chat`, chatAction: server.chatAction } : {}),
     voiceUrl: `${ws}/voice/ws`,
     ...(playground ? { playgroundUrl: `${server.httpUrl}/` } : {}),
     ...(apps !== undefined ? { appsUrl: `${server.httpUrl}/apps/:appId/stream` } : {}),

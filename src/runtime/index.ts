@@ -21,6 +21,7 @@ export type {
   TypedStreamItem,
 } from './action.ts';
 export { ActionExecutor } from './executor.ts';
+export { Lifecycle, SHUTTING_DOWN } from './lifecycle.ts';
 export type { EventSink, ExecuteOptions, ExecutorOptions, StartOptions } from './executor.ts';
 export { StreamRegistry } from './stream-registry.ts';
 export { BARGE_IN_TIMEOUT_ENV, DEFAULT_BARGE_IN_TIMEOUT_SECONDS, resolveBargeInTimeout } from './barge-in.ts';
