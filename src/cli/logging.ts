@@ -4,6 +4,7 @@
  * @module
  */
 
+import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
@@ -60,11 +61,21 @@ export function createServerLogger(options: ServerLoggerOptions): PinoLogger {
  */
 export function errorLocation(error: unknown): { file: string; line: number; column?: number } | undefined {
   const stack = typeof (error as { stack?: unknown })?.stack === 'string' ? (error as { stack: string }).stack : '';
-  const pattern = /(file:\/\/\/[^\s:()]+|\/[^\s:()]+):(\d+)(?::(\d+))?/g;
+  const pattern = /(?:^|[\s(])(file:\/\/\/[^\s:()]+|\/[^\s:()]+):(\d+)(?::(\d+))?/gm;
   for (const match of stack.matchAll(pattern)) {
     const file = match[1]!.replace(/^file:\/\//, '').replace(/\?.*$/, '');
     if (file.includes('/node_modules/') || file.includes('node:internal')) continue;
     return { file, line: Number(match[2]), ...(match[3] !== undefined ? { column: Number(match[3]) } : {}) };
   }
   return undefined;
+}
+
+/**
+ * Where a syntax error in `file` is: an ESM SyntaxError's stack does not say (Node prints the
+ * location only for an uncaught one), so `node --check` the file — only ever on that failure path.
+ */
+export function syntaxErrorLocation(file: string): { file: string; line: number } | undefined {
+  const check = spawnSync(process.execPath, ['--check', file], { encoding: 'utf8', timeout: 10_000 });
+  const match = /^(?:file:\/\/)?(\/[^\n]*?):(\d+)\n/.exec(check.stderr ?? '');
+  return match === null ? undefined : { file: match[1]!, line: Number(match[2]) };
 }

@@ -6,6 +6,7 @@
  */
 
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
@@ -20,7 +21,7 @@ import { createLogger } from '../runtime/logger.ts';
 import { createGrpcServer, type GrpcServerOptions } from '../transports/grpc/index.ts';
 import { createHttpServer, type HttpServerOptions } from '../transports/http/index.ts';
 import { loadActionModule } from './load-actions.ts';
-import { errorLocation } from './logging.ts';
+import { errorLocation, syntaxErrorLocation } from './logging.ts';
 import { watchActions, type ActionsWatcher } from './reload.ts';
 
 /** The playground page: plain files, no build step, shipped beside `src/` and `dist/`. */
@@ -165,7 +166,7 @@ async function loadActions(specifier: string, logger: Logger): Promise<{ actions
     return await loadActionModule(specifier);
   } catch (error) {
     const cause = (error as { cause?: unknown }).cause ?? error;
-    const at = errorLocation(cause);
+    const at = errorLocation(cause) ?? (cause instanceof SyntaxError && existsSync(resolve(specifier)) ? syntaxErrorLocation(resolve(specifier)) : undefined);
     logger.error({ module: specifier, ...(at ?? {}), error: (error as Error).message }, (error as Error).message);
     logger.debug({ module: specifier, stack: (cause as { stack?: unknown }).stack }, 'Actions module import failed: stack');
     if (at !== undefined && SluiceError.isInstance(error) && !error.message.includes(`${at.file}:${at.line}`)) {
