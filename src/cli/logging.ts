@@ -8,7 +8,6 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
-import { PinoPretty } from 'pino-pretty';
 import { SluiceError } from '../protocol/errors.ts';
 
 /** pino's levels, plus `silent`. */
@@ -25,13 +24,17 @@ export interface ServerLoggerOptions {
   stdout?: DestinationStream;
 }
 
-/** A pino logger named `sluice` writing JSON (or pretty) lines. Throws `invalid_argument` for an unknown level. */
-export function createServerLogger(options: ServerLoggerOptions): PinoLogger {
+/**
+ * A pino logger named `sluice` writing JSON (or pretty) lines. Rejects with `invalid_argument` for
+ * an unknown level or a log file that cannot be opened.
+ */
+export async function createServerLogger(options: ServerLoggerOptions): Promise<PinoLogger> {
   if (!(LOG_LEVELS as readonly string[]).includes(options.level)) {
     throw new SluiceError('invalid_argument', `--log-level must be one of ${LOG_LEVELS.join(', ')} (got '${options.level}')`);
   }
+  // Loaded only for pretty output: JSON needs none of it.
   const out: DestinationStream = options.pretty
-    ? PinoPretty({
+    ? (await import('pino-pretty')).PinoPretty({
         colorize: process.stdout.isTTY === true && process.env.NO_COLOR === undefined,
         sync: true,
         destination: options.stdout ?? 1,

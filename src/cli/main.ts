@@ -14,7 +14,6 @@
 
 import { readFileSync } from 'node:fs';
 import { SluiceError } from '../protocol/errors.ts';
-import { chat } from './chat.ts';
 import { loadConfig, type SluiceConfig } from './config.ts';
 import { loadApps } from './apps.ts';
 import { coreFlags } from './flags/core.ts';
@@ -23,7 +22,6 @@ import { serverFlags } from './flags/server.ts';
 import type { CommandName, FlagSpec, FlagValues } from './flags/spec.ts';
 import { createServerLogger } from './logging.ts';
 import { bool, logLevel, resolveServeOptions, str } from './options.ts';
-import { serve } from './serve.ts';
 
 /** Every flag of every command. */
 const FLAGS: readonly FlagSpec[] = [...coreFlags, ...serverFlags];
@@ -74,12 +72,14 @@ async function runServer(command: 'serve' | 'dev', values: FlagValues): Promise<
   const config: SluiceConfig = loaded?.config ?? {};
   const dev = command === 'dev';
   const pretty = bool(values['log-pretty']) ?? config.log?.pretty ?? process.stdout.isTTY === true;
-  const logger =
-    config.logger ?? createServerLogger({ level: logLevel(values, config), pretty, file: str(values['log-file']) ?? config.log?.file });
-  if (loaded !== undefined) logger.debug({ config: loaded.path }, 'Config module loaded');
+  const level = logLevel(values, config);
+  // Checked before the server's modules load: a bad command line fails fast.
   const options = resolveServeOptions(values, config, dev ? new URL('../../examples/index.ts', import.meta.url).pathname : undefined);
+  const logger = config.logger ?? (await createServerLogger({ level, pretty, file: str(values['log-file']) ?? config.log?.file }));
+  if (loaded !== undefined) logger.debug({ config: loaded.path }, 'Config module loaded');
   const appsFrom = str(values.apps) ?? (typeof config.apps === 'string' ? config.apps : undefined);
   const apps = appsFrom !== undefined ? await loadApps(appsFrom) : typeof config.apps === 'object' ? config.apps : undefined;
+  const { serve } = await import('./serve.ts');
   await serve({ ...options, ...(apps !== undefined ? { apps } : {}), logger, dev, banner: pretty && config.logger === undefined });
 }
 
@@ -103,9 +103,11 @@ async function main(argv: string[]): Promise<void> {
     case 'dev':
       await runServer(command as 'serve' | 'dev', values);
       return;
-    case 'chat':
+    case 'chat': {
+      const { chat } = await import('./chat.ts');
       await chat({ url: str(values.url) ?? 'http://127.0.0.1:5055', action: str(values.action) ?? 'action_assistant' });
       return;
+    }
   }
 }
 

@@ -48,7 +48,7 @@ function track(child: ChildProcess): Child {
 
 async function runCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const { child, out, exited } = spawnCli(args, options);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
   const [code] = await exited;
   clearTimeout(timer);
   return { code, ...out };
@@ -62,7 +62,7 @@ function records(stdout: string): Record<string, any>[] {
     .map((line) => JSON.parse(line));
 }
 
-async function waitForRecord(c: Child, predicate: (r: Record<string, any>) => boolean, what: string, timeoutMs = 20_000): Promise<Record<string, any>> {
+async function waitForRecord(c: Child, predicate: (r: Record<string, any>) => boolean, what: string, timeoutMs = 60_000): Promise<Record<string, any>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const found = records(c.out.stdout).find(predicate);
@@ -88,7 +88,8 @@ function alive(pid: number): boolean {
   }
 }
 
-describe('sluice command line', { concurrency: true }, () => {
+// Two at a time: each child compiles the server's modules, and the machine may be busy.
+describe('sluice command line', { concurrency: 2 }, () => {
   test('--version prints the package version', async () => {
     const { version } = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string };
     const { code, stdout } = await runCli(['--version']);
@@ -220,7 +221,7 @@ describe('sluice command line', { concurrency: true }, () => {
     const npm = track(spawn('npm', ['start'], { cwd: repo, env: cleanEnv({ PORT: '0', SLUICE_GRPC_PORT: '0' }), stdio: ['ignore', 'pipe', 'pipe'] }));
     let serverPid: number | undefined;
     try {
-      const up = await waitForRecord(npm, (r) => typeof r.httpUrl === 'string', 'listening line', 60_000);
+      const up = await waitForRecord(npm, (r) => typeof r.httpUrl === 'string', 'listening line', 90_000);
       serverPid = up.pid as number;
       assert.ok(alive(serverPid));
       npm.child.kill('SIGTERM');

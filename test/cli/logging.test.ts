@@ -21,12 +21,12 @@ function sink(): Writable & { lines: string[] } {
 }
 
 describe('server logging', () => {
-  test('JSON lines at the level asked for, also appended to --log-file', () => {
+  test('JSON lines at the level asked for, also appended to --log-file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-log-'));
     try {
       const out = sink();
       const file = join(dir, 'logs', 'sluice.log');
-      const logger = createServerLogger({ level: 'warn', pretty: false, file, stdout: out });
+      const logger = await createServerLogger({ level: 'warn', pretty: false, file, stdout: out });
       logger.info({ n: 1 }, 'dropped');
       logger.warn({ n: 2 }, 'kept');
       const lines = readFileSync(file, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
@@ -37,8 +37,8 @@ describe('server logging', () => {
     }
   });
 
-  test('an unknown level is an error naming the flag', () => {
-    assert.throws(() => createServerLogger({ level: 'loud', pretty: false, stdout: sink() }), /--log-level must be one of fatal, error, warn, info, debug, trace, silent \(got 'loud'\)/);
+  test('an unknown level is an error naming the flag', async () => {
+    await assert.rejects(createServerLogger({ level: 'loud', pretty: false, stdout: sink() }), /--log-level must be one of fatal, error, warn, info, debug, trace, silent \(got 'loud'\)/);
   });
 
   test('errorLocation: the file and line of a syntax error and of a throw', async () => {

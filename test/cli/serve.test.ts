@@ -151,25 +151,25 @@ function cli(args: string[]) {
   return { child, out, exited };
 }
 
-/** The JSON "listening" line of a CLI child (waits up to 10 s). */
+/** The JSON "listening" line of a CLI child (waits up to 60 s). */
 async function listening(
   child: ReturnType<typeof cli>['child'],
   out: { stdout: string; stderr: string },
 ): Promise<{ httpUrl: string; grpcAddress: string; chatUrl?: string; actions: string[]; msg: string }> {
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 60_000;
   for (;;) {
     const line = out.stdout.split('\n').find((l) => l.includes('"httpUrl"'));
     if (line !== undefined) return JSON.parse(line);
     assert.ok(child.exitCode === null, `the CLI exited early: ${out.stdout}${out.stderr}`);
-    assert.ok(Date.now() < deadline, `no listening line within 10 s: ${out.stdout}${out.stderr}`);
+    assert.ok(Date.now() < deadline, `no listening line within 60 s: ${out.stdout}${out.stderr}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
-/** Runs the CLI to its end (killed after 30 s: the machine may be loaded). */
+/** Runs the CLI to its end (killed after 90 s: the machine may be loaded). */
 async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const { child, out, exited } = cli(args);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
   const [code] = await exited;
   clearTimeout(timer);
   return { code, ...out };
