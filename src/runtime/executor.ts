@@ -469,7 +469,7 @@ export class ActionExecutor {
   async #finish(run: Run, terminal: EventInput, reason: RunEndReason): Promise<SluiceEvent> {
     const shutdown = run.cancelReason;
     // Cut short by a shutdown: readers must learn the answer is incomplete, and why.
-    if (terminal.type === 'result' && shutdown?.code === 'unavailable') {
+    if (terminal.type === 'result' && shutdown?.code === 'unavailable' && shutdown.details.reason === 'shutdown') {
       terminal = { type: 'error', code: 'unavailable', message: shutdown.message, reason: 'shutdown', actionName: run.action };
     }
     try {
