@@ -14,7 +14,7 @@
  */
 
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AppRegistry } from '../app/registry.ts';
 import { SluiceError } from '../protocol/errors.ts';
@@ -36,9 +36,9 @@ export interface LogConfig {
 
 /** What a config module exports (as its default export, or as `config`). */
 export interface SluiceConfig {
-  /** The actions: a module path (like `--actions`) or the action objects themselves. */
+  /** The actions: a module path (like `--actions`; `./…` is relative to the config file) or the action objects themselves. */
   actions?: string | readonly ActionDefinition[];
-  /** Applications served under `/apps/:appId/…`: a registry, or a module path (like `--apps`). */
+  /** Applications served under `/apps/:appId/…`: a registry, or a module path (like `--apps`; `./…` is relative to the config file). */
   apps?: AppRegistry | string;
   host?: string;
   /** HTTP port (0: any free port). */
@@ -105,5 +105,25 @@ export async function loadConfig(file: string | undefined, cwd = process.cwd()):
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     throw new SluiceError('invalid_argument', `The config module ${path} must export an object: export default defineConfig({ … })`);
   }
-  return { config: config as SluiceConfig, path };
+  const unknown = Object.keys(config).filter((key) => !CONFIG_KEYS.has(key));
+  if (unknown.length > 0) {
+    throw new SluiceError('invalid_argument', `The config module ${path} has unknown setting(s) ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${[...CONFIG_KEYS].join(', ')})`);
+  }
+  // Module paths in the config are relative to the config file, not to where the server starts.
+  const resolved: SluiceConfig = { ...(config as SluiceConfig) };
+  const base = dirname(path);
+  if (typeof resolved.actions === 'string' && isRelative(resolved.actions)) resolved.actions = resolve(base, resolved.actions);
+  if (typeof resolved.apps === 'string' && isRelative(resolved.apps)) resolved.apps = resolve(base, resolved.apps);
+  if (resolved.log?.file !== undefined && isRelative(resolved.log.file)) resolved.log = { ...resolved.log, file: resolve(base, resolved.log.file) };
+  return { config: resolved, path };
+}
+
+const CONFIG_KEYS = new Set<string>([
+  'actions', 'apps', 'host', 'port', 'grpcPort', 'chatAction', 'chatCancelOnDisconnect', 'exposeActionErrors',
+  'drainTimeoutSeconds', 'autoReload', 'log', 'logger', 'http', 'grpc', 'executor',
+] satisfies (keyof SluiceConfig)[]);
+
+/** A relative file path (`./x.ts`, `actions.ts`), as opposed to an absolute one or a package name. */
+function isRelative(path: string): boolean {
+  return !isAbsolute(path) && (path.startsWith('.') || /\.[cm]?[jt]s$/.test(path));
 }

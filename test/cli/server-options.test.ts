@@ -12,6 +12,7 @@ import { describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { DefaultChatTransport, type UIMessage, type UIMessageChunk } from 'ai';
 import { loadApps } from '../../src/cli/apps.ts';
+import { loadConfig } from '../../src/cli/config.ts';
 import { coreFlags } from '../../src/cli/flags/core.ts';
 import { parseCommandLine } from '../../src/cli/flags/parse.ts';
 import { serverFlags } from '../../src/cli/flags/server.ts';
@@ -113,6 +114,25 @@ describe('sluice serve options', () => {
     const defaults = resolveServeOptions(parse([], {}), {});
     assert.deepEqual([defaults.port, defaults.grpcPort, defaults.host, defaults.chatAction, defaults.drainTimeoutSeconds], [5055, 5056, '127.0.0.1', undefined, 10]);
     assert.equal(defaults.executor?.exposeActionErrors, undefined, 'unset: the executor decides');
+  });
+
+  test('the config module: found in the directory or named; paths relative to it; unknown settings refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-config-'));
+    try {
+      assert.equal(await loadConfig(undefined, dir), undefined, 'no config module: none');
+      await assert.rejects(loadConfig('missing.config.ts', dir), /Cannot find the config module 'missing\.config\.ts'/);
+      const define = pathToFileURL(join(process.cwd(), 'src/cli/config.ts')).href;
+      writeFileSync(join(dir, 'sluice.config.ts'), `import { defineConfig } from '${define}';\nexport default defineConfig({ actions: './actions.ts', apps: 'apps.ts', port: 1234 });\n`);
+      const found = await loadConfig(undefined, dir);
+      assert.equal(found?.path, join(dir, 'sluice.config.ts'));
+      assert.deepEqual(found?.config, { actions: join(dir, 'actions.ts'), apps: join(dir, 'apps.ts'), port: 1234 });
+      writeFileSync(join(dir, 'typo.config.ts'), 'export default { prot: 1 };\n');
+      await assert.rejects(loadConfig('typo.config.ts', dir), /unknown setting\(s\) 'prot' \(known: actions, /);
+      writeFileSync(join(dir, 'nothing.config.ts'), 'export const x = 1;\n');
+      await assert.rejects(loadConfig('nothing.config.ts', dir), /must export an object: export default defineConfig/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('--auto-reload: a new call runs the new code while an open stream keeps the old one', { timeout: 60_000 }, async () => {
