@@ -155,6 +155,27 @@ describe('sluice command line', { concurrency: 2 }, () => {
     }
   });
 
+  test('--log-pretty: a human banner with the URLs and readable log lines, no JSON', async () => {
+    const c = spawnCli(['serve', '--actions', SLOW, '--port', '0', '--grpc-port', '0', '--log-pretty']);
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!/actions: .*\n/.test(c.out.stdout)) {
+        assert.ok(c.child.exitCode === null && Date.now() < deadline, `no banner: ${c.out.stdout}${c.out.stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const http = /HTTP\s+(http:\/\/127\.0\.0\.1:\d+)\s/.exec(c.out.stdout);
+      assert.ok(http !== null, c.out.stdout);
+      assert.match(c.out.stdout, /Sluice action server is up/);
+      await fetch(`${http[1]}/health`).then((r) => r.text());
+      const until = Date.now() + 10_000;
+      while (!/INFO.*request/.test(c.out.stdout) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.match(c.out.stdout, /INFO.*: request/);
+      assert.equal(records(c.out.stdout).length, 0, 'no JSON line');
+    } finally {
+      kill(c);
+    }
+  });
+
   test('JSON lines: one per request and one per run end, with the run id and transport', async () => {
     const c = spawnCli(['serve', '--actions', SLOW, '--port', '0', '--grpc-port', '0']);
     try {
