@@ -128,6 +128,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   let watcher: ActionsWatcher | undefined;
   if (options.autoReload === true && typeof options.actions === 'string') {
     watcher = watchActions({ specifier: options.actions, logger, onReload: (next) => executor.replaceActions(next) });
+  } else if (options.autoReload === true) {
+    logger.warn({}, 'Auto-reload needs the actions as a module path (--actions); the actions given as objects are not reloaded');
   }
   const address = http.server.address();
   const httpPort = typeof address === 'object' && address !== null ? address.port : options.port;
