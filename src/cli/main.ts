@@ -47,7 +47,6 @@ const RASA_ALTERNATIVES: Record<string, string> = {
   'syslog-port': 'log to stdout (JSON lines) and let the platform ship them, or use --log-file',
   'syslog-protocol': 'log to stdout (JSON lines) and let the platform ship them, or use --log-file',
   endpoints: 'Sluice reads no endpoints.yml; configure with flags, env or sluice.config.ts',
-  grpc: 'Sluice serves HTTP and gRPC at once: gRPC listens on --grpc-port (default 5056)',
 };
 
 /** The package version, read from package.json (beside `src/` and `dist/` alike). */

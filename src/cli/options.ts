@@ -62,6 +62,19 @@ export function logLevel(values: FlagValues, config: SluiceConfig): string {
   return str(values['log-level']) ?? given[0] ?? config.log?.level ?? 'info';
 }
 
+/**
+ * The two ports. Rasa SDK's `--grpc` serves gRPC on `-p/--port`; so does Sluice's, which then puts
+ * HTTP on `--http-port` (default 5056), and takes no `--grpc-port`.
+ */
+function listenPorts(values: FlagValues, config: SluiceConfig): { port: number; grpcPort: number } {
+  if (values.grpc === true) {
+    if (values['grpc-port'] !== undefined) throw new SluiceError('invalid_argument', 'With --grpc, -p/--port is the gRPC port (as in Rasa SDK): drop --grpc-port / SLUICE_GRPC_PORT, and use --http-port for HTTP');
+    return { grpcPort: port('port', values.port, config.grpcPort ?? 5055), port: port('http-port', values['http-port'], config.port ?? 5056) };
+  }
+  if (values['http-port'] !== undefined) throw new SluiceError('invalid_argument', '--http-port goes with --grpc; without it, -p/--port is the HTTP port');
+  return { port: port('port', values.port, config.port ?? 5055), grpcPort: port('grpc-port', values['grpc-port'], config.grpcPort ?? 5056) };
+}
+
 /** What `serve` / `dev` take from flags and config (everything but the logger). */
 export type ResolvedServeOptions = Omit<ServeOptions, 'logger'> & { drainTimeoutSeconds: number };
 
@@ -83,8 +96,7 @@ export function resolveServeOptions(values: FlagValues, config: SluiceConfig, de
   const options: ResolvedServeOptions = {
     actions,
     host: str(values.host) ?? config.host ?? '127.0.0.1',
-    port: port('port', values.port, config.port ?? 5055),
-    grpcPort: port('grpc-port', values['grpc-port'], config.grpcPort ?? 5056),
+    ...listenPorts(values, config),
     autoReload: bool(values['auto-reload']) ?? config.autoReload ?? false,
     chatCancelOnDisconnect: bool(values['chat-cancel-on-disconnect']) ?? config.chatCancelOnDisconnect ?? false,
     drainTimeoutSeconds: drainMs !== undefined ? drainMs / 1000 : (config.drainTimeoutSeconds ?? 10),

@@ -111,6 +111,12 @@ describe('sluice serve options', () => {
     assert.deepEqual([withEnv.port, withEnv.chatAction, withEnv.drainTimeoutSeconds, withEnv.executor?.exposeActionErrors, withEnv.http?.bodyLimit], [8000, 'from_env', 4, false, 2048]);
     const withFlags = resolveServeOptions(parse(['-p', '9000', '--chat-action', 'from_flag', '--drain-timeout', '0.5', '--body-limit', '1mb'], env), config);
     assert.deepEqual([withFlags.port, withFlags.chatAction, withFlags.drainTimeoutSeconds, withFlags.http?.bodyLimit], [9000, 'from_flag', 0.5, 1024 * 1024]);
+    // Rasa SDK's --grpc: -p is the gRPC port; HTTP on --http-port.
+    const rasaGrpc = resolveServeOptions(parse(['--grpc', '-p', '6000'], {}), {});
+    assert.deepEqual([rasaGrpc.grpcPort, rasaGrpc.port], [6000, 5056]);
+    assert.deepEqual([resolveServeOptions(parse(['--grpc', '--http-port', '0'], {}), {}).port], [0]);
+    assert.throws(() => resolveServeOptions(parse(['--grpc', '--grpc-port', '1'], {}), {}), /With --grpc, -p\/--port is the gRPC port/);
+    assert.throws(() => resolveServeOptions(parse(['--http-port', '1'], {}), {}), /--http-port goes with --grpc/);
     const defaults = resolveServeOptions(parse([], {}), {});
     assert.deepEqual([defaults.port, defaults.grpcPort, defaults.host, defaults.chatAction, defaults.drainTimeoutSeconds], [5055, 5056, '127.0.0.1', undefined, 10]);
     assert.equal(defaults.executor?.exposeActionErrors, undefined, 'unset: the executor decides');

@@ -12,6 +12,8 @@ export const coreFlags: readonly FlagSpec[] = [
   { name: 'actions', type: 'string', value: '<module>', env: 'SLUICE_ACTIONS', help: 'the actions module (.ts or .js file, or a package name)', commands: ['serve'] },
   { name: 'port', short: 'p', type: 'string', value: '<port>', env: 'PORT', default: '5055', help: 'HTTP port (0: any free port)', commands: ['serve', 'dev'] },
   { name: 'grpc-port', type: 'string', value: '<port>', env: 'SLUICE_GRPC_PORT', default: '5056', help: 'gRPC port (0: any free port)', commands: ['serve', 'dev'] },
+  { name: 'grpc', type: 'boolean', help: 'Rasa SDK --grpc: -p/--port is then the gRPC port, and HTTP moves to --http-port', commands: ['serve', 'dev'] },
+  { name: 'http-port', type: 'string', value: '<port>', env: 'SLUICE_HTTP_PORT', default: '5056', help: 'HTTP port with --grpc', commands: ['serve', 'dev'] },
   { name: 'host', type: 'string', value: '<host>', env: 'SLUICE_HOST', default: '127.0.0.1', help: 'address to listen on', commands: ['serve', 'dev'] },
   { name: 'config', type: 'string', value: '<file>', env: 'SLUICE_CONFIG', default: './sluice.config.{ts,js,mjs} if present', help: 'config module (export default defineConfig({…}))', commands: ['serve', 'dev'] },
   { name: 'auto-reload', type: 'boolean', env: 'SLUICE_AUTO_RELOAD', help: 'reload the actions module when its files change; open streams keep the old code', commands: ['serve', 'dev'] },
