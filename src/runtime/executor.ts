@@ -196,6 +196,7 @@ export class ActionExecutor {
    * Starts executing an action call (Rasa's JSON) and returns its run at once. The action starts
    * on the next microtask, so subscribers attached synchronously see every event. A call that
    * fails (unknown action, malformed call, action error) still yields a run, ending in `error`.
+   * Throws `unavailable` (reason `shutdown`) once a drain began (see {@link ActionExecutor.drain}).
    */
   start(call: unknown, options: StartOptions = {}): Run {
     if (!this.lifecycle.accepting) throw this.lifecycle.refusal();
