@@ -40,3 +40,7 @@ export type { Subscription } from './runtime/subscription.ts';
 export { SluiceError } from './protocol/errors.ts';
 export type { ErrorCode } from './protocol/errors.ts';
 export type { ActionResult, RasaEvent, RasaResponse, SluiceEvent } from './protocol/events.ts';
+
+// Server configuration (sluice.config.ts)
+export { defineConfig } from './cli/config.ts';
+export type { LogConfig, SluiceConfig } from './cli/config.ts';

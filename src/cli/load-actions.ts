@@ -25,6 +25,7 @@ export async function loadActions(specifier: string, cwd = process.cwd()): Promi
 export async function loadActionModule(
   specifier: string,
   cwd = process.cwd(),
+  options: { reloadQuery?: string } = {},
 ): Promise<{ actions: ActionDefinition[]; exports: Record<string, unknown> }> {
   const path = resolve(cwd, specifier);
   const info = await stat(path).catch(() => null);
@@ -39,7 +40,9 @@ export async function loadActionModule(
   if (typescript && !process.features.typescript) throw noTypeStripping(specifier);
   let module: Record<string, unknown>;
   try {
-    module = (await import(isFile ? pathToFileURL(path).href : specifier)) as Record<string, unknown>;
+    // `reloadQuery` (--auto-reload) imports the file again under a new URL: ESM caches by URL.
+    const url = isFile ? pathToFileURL(path).href + (options.reloadQuery ? `?${options.reloadQuery}` : '') : specifier;
+    module = (await import(url)) as Record<string, unknown>;
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (code === 'ERR_MODULE_NOT_FOUND' && !isFile) {

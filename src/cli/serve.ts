@@ -1,35 +1,43 @@
 /**
- * `sluice serve` / `sluice dev`: the action server — HTTP (Rasa webhook, SSE, WebSocket) and gRPC
- * (Rasa's ActionService, Sluice's VoiceService) on their own ports, one executor behind both.
+ * `sluice serve` / `sluice dev`: the action server — HTTP (Rasa webhook, SSE, WebSocket, the AI SDK
+ * chat route, voice, applications) and gRPC (Rasa's ActionService, Sluice's VoiceService) on their
+ * own ports, one executor behind both — and its graceful drain on SIGTERM / SIGINT.
  * @module
  */
 
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
+import type { AppRegistry } from '../app/registry.ts';
+import { uiMessageRoutes } from '../channels/ui-message/index.ts';
+import { VoiceChannel, sentenceRoutes, voiceWsRoutes } from '../channels/voice/index.ts';
+import { SluiceMetrics } from '../obs/metrics.ts';
+import { startOtelFromEnv } from '../obs/otel.ts';
+import { createMetricsServer, registerMetricsRoute } from '../obs/route.ts';
 import { SluiceError } from '../protocol/errors.ts';
-import { ActionExecutor } from '../runtime/executor.ts';
+import type { ActionDefinition } from '../runtime/action.ts';
+import { ActionExecutor, type ExecutorOptions } from '../runtime/executor.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { createLogger } from '../runtime/logger.ts';
-import { createGrpcServer } from '../transports/grpc/index.ts';
-import type { AppRegistry } from '../app/registry.ts';
-import { createHttpServer } from '../transports/http/index.ts';
-import { uiMessageRoutes } from '../channels/ui-message/index.ts';
+import { createGrpcServer, type GrpcServerOptions } from '../transports/grpc/index.ts';
+import { createHttpServer, type HttpServerOptions } from '../transports/http/index.ts';
 import { connectRedisRuns, type RedisRuns } from '../stores/redis-runs.ts';
-import { VoiceChannel, sentenceRoutes, voiceWsRoutes } from '../channels/voice/index.ts';
+import type { MetricsServeOptions } from './flags/obs.ts';
 import type { VoiceServeOptions } from './flags/voice.ts';
 import { loadActionModule } from './load-actions.ts';
+import { errorLocation, syntaxErrorLocation } from './logging.ts';
 import { examplePath, WEB_ROOT } from './package-files.ts';
-import type { MetricsServeOptions } from './flags/obs.ts';
-import { SluiceMetrics } from '../obs/metrics.ts';
-import { createMetricsServer, registerMetricsRoute } from '../obs/route.ts';
-import { startOtelFromEnv } from '../obs/otel.ts';
+import { watchActions, type ActionsWatcher } from './reload.ts';
+
+/** Actions that answer `/api/chat` when no `chatAction` is named, in order of preference. */
+const DEFAULT_CHAT_ACTIONS = ['action_assistant', 'action_chat'];
 
 /** Options of {@link startServer}. */
 export interface ServeOptions {
-  /** Path of the actions module (or a package name). */
-  actions: string;
+  /** Path of the actions module (or a package name), or the actions themselves. */
+  actions: string | readonly ActionDefinition[];
   host: string;
   /** HTTP port (0: any free port). */
   port: number;
@@ -47,6 +55,24 @@ export interface ServeOptions {
   playground?: boolean;
   /** Applications to serve under `/apps/:appId/…` (see `appRoutes`). */
   apps?: AppRegistry;
+  /**
+   * The action answering the AI SDK chat route (`POST /api/chat`, …). Default: `action_assistant`,
+   * else `action_chat`, when the module has one (else the route is not mounted). A name that is
+   * not an action is an error.
+   */
+  chatAction?: string;
+  /** A dropped `POST /api/chat` cancels its answer. Default false: the run goes on and a reload resumes it. */
+  chatCancelOnDisconnect?: boolean;
+  /** Reload a module given by path when its files change (see `reload.ts`). */
+  autoReload?: boolean;
+  /** Log one line per request and one per run end. Default false (`serve()` turns it on). */
+  logRequests?: boolean;
+  /** Options of `createHttpServer` (body limit, SSE, WebSocket, …): threaded through as given. */
+  http?: Omit<HttpServerOptions, 'executor' | 'apps'>;
+  /** Options of `createGrpcServer`. */
+  grpc?: Omit<GrpcServerOptions, 'executor'>;
+  /** Options of the `ActionExecutor` (`exposeActionErrors`, barge-in timeout, buffers, …). */
+  executor?: Omit<ExecutorOptions, 'actions' | 'logger'>;
   /** Share runs with other instances through this Redis (`--redis`, `--redis-prefix`). */
   redis?: { url: string; prefix?: string };
   /** Options of the voice socket `/voice/ws` (TTS, audio lead, segmenter, rails…; see `flags/voice.ts`). */
@@ -60,37 +86,58 @@ export interface RunningServer {
   executor: ActionExecutor;
   httpUrl: string;
   grpcAddress: string;
-  /** Where metrics are scraped, if served. */
+  /** The action behind `/api/chat`, if the route is mounted. */
+  chatAction: string | undefined;
+  /** Where Prometheus scrapes, unless metrics are off. */
   metricsUrl?: string;
-  /** Stops accepting, cancels live runs, closes both listeners. */
+  /**
+   * Graceful stop: health turns 503 / NOT_SERVING and new runs are refused at once; running runs
+   * get `drainTimeoutMs` to finish, then are cancelled (their readers get an `unavailable` error
+   * and `run-end`); then the listeners close (WebSockets with 1001, open gRPC calls UNAVAILABLE).
+   */
+  shutdown(drainTimeoutMs: number): Promise<{ finished: number; cancelled: number }>;
+  /** Stops at once: cancels live runs, closes both listeners. */
   close(): Promise<void>;
 }
 
 /** Starts the HTTP and gRPC listeners for the actions of a module. */
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger ?? createLogger();
-  const { actions, exports } = await loadActionModule(options.actions);
+  const { actions, exports } =
+    typeof options.actions === 'string' ? await loadActions(options.actions, logger) : { actions: [...options.actions], exports: {} };
   // Several instances: connect first, so an unreachable Redis stops the start with its URL named.
   const shared: RedisRuns | undefined = options.redis === undefined ? undefined : await connectRedisRuns({ ...options.redis, logger });
   const otel = await startOtelFromEnv(process.env, logger);
   const metricsOption = options.metrics ?? { path: '/metrics' };
   const metrics = metricsOption === false ? undefined : new SluiceMetrics();
-  const executor = new ActionExecutor({ actions, logger, shared, observers: metrics === undefined ? [] : [metrics] });
+  const executor = new ActionExecutor({
+    ...options.executor,
+    actions,
+    logger,
+    logRunEnds: options.logRequests === true,
+    ...(shared !== undefined ? { shared } : {}),
+    observers: [...(options.executor?.observers ?? []), ...(metrics === undefined ? [] : [metrics])],
+  });
   metrics?.attach(executor);
-  const http = createHttpServer({ executor, apps: options.apps });
+  const http = createHttpServer({ ...options.http, executor, apps: options.apps });
+  if (options.logRequests === true) logEachRequest(http, logger);
   const metricsServer = metrics !== undefined && metricsOption !== false && metricsOption.port !== undefined ? createMetricsServer(metrics, metricsOption.path) : undefined;
   if (metrics !== undefined && metricsOption !== false && metricsServer === undefined) registerMetricsRoute(http, metrics, metricsOption.path);
-  // AI SDK front ends (useChat) talk to /api/chat; it answers with the assistant action when the
-  // module has one, else with the chat action.
-  const chatAction = ['action_assistant', 'action_chat'].find((name) => executor.getAction(name) !== undefined);
-  if (chatAction !== undefined) await http.register(uiMessageRoutes, { executor, action: chatAction });
+  const chatAction = options.chatAction ?? DEFAULT_CHAT_ACTIONS.find((name) => executor.getAction(name) !== undefined);
+  if (chatAction !== undefined) {
+    if (executor.getAction(chatAction) === undefined) {
+      throw new SluiceError('invalid_argument', `--chat-action '${chatAction}' is not an action of the module (actions: ${executor.actions.map((a) => a.name).join(', ')})`);
+    }
+    const resumable = options.chatCancelOnDisconnect !== true;
+    await http.register(uiMessageRoutes, { executor, action: chatAction, resumable, ...sseOf(options.http) });
+  }
   // Voice: sentences of any run as SSE, and the voice socket (sentences + embedded TTS audio).
   await http.register(sentenceRoutes, { executor });
   const voice = new VoiceChannel({ ...options.voice, executor, logger });
   http.addHook('onClose', async () => voice.close());
   await http.register(voiceWsRoutes, { channel: voice });
   if (options.playground === true) await registerPlayground(http, executor, exports, logger);
-  const grpc = createGrpcServer({ executor, logger, voice });
+  const grpc = createGrpcServer({ ...options.grpc, executor, logger, voice });
   try {
     await http.listen({ port: options.port, host: options.host });
   } catch (error) {
@@ -106,6 +153,12 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     throw new SluiceError('unavailable', `Cannot listen for gRPC on ${options.host}:${options.grpcPort}: ${(error as Error).message}`, {
       cause: error,
     });
+  }
+  let watcher: ActionsWatcher | undefined;
+  if (options.autoReload === true && typeof options.actions === 'string') {
+    watcher = watchActions({ specifier: options.actions, logger, onReload: (next) => executor.replaceActions(next) });
+  } else if (options.autoReload === true) {
+    logger.warn({}, 'Auto-reload needs the actions as a module path (--actions); the actions given as objects are not reloaded');
   }
   const address = http.server.address();
   const httpPort = typeof address === 'object' && address !== null ? address.port : options.port;
@@ -123,22 +176,74 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       metricsUrl = `http://${host}:${typeof bound === 'object' && bound !== null ? bound.port : metricsOption.port}${metricsOption.path}`;
     } else metricsUrl = `http://${host}:${httpPort}${metricsOption.path}`;
   }
+  const closeListeners = async (): Promise<void> => {
+    watcher?.close();
+    await Promise.allSettled([grpc.close(), http.close(), metricsServer?.close()]);
+    await shared?.close();
+    await otel?.shutdown().catch(() => {});
+  };
   return {
     executor,
     httpUrl: `http://${host}:${httpPort}`,
     grpcAddress: `${host}:${grpcPort}`,
+    chatAction,
     ...(metricsUrl === undefined ? {} : { metricsUrl }),
+    async shutdown(drainTimeoutMs) {
+      const outcome = await executor.drain(drainTimeoutMs);
+      // The last events of cancelled runs are on their way to the sockets: let the writers flush.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await closeListeners();
+      return outcome;
+    },
     async close() {
-      await Promise.allSettled([executor.close(), grpc.close(), http.close(), metricsServer?.close()]);
-      await shared?.close();
-      await otel?.shutdown().catch(() => {});
+      await Promise.allSettled([executor.close(), closeListeners()]);
     },
   };
 }
 
+/** The SSE settings of the HTTP options, for the chat route. */
+function sseOf(http: ServeOptions['http']): { pingIntervalMs?: number; maxDurationMs?: number } {
+  const sse = http?.sse;
+  return { ...(sse?.pingIntervalMs !== undefined ? { pingIntervalMs: sse.pingIntervalMs } : {}), ...(sse?.maxDurationMs !== undefined ? { maxDurationMs: sse.maxDurationMs } : {}) };
+}
+
+/** Loads the actions module; a module that throws on import is logged with its file and line, the stack at debug. */
+async function loadActions(specifier: string, logger: Logger): Promise<{ actions: ActionDefinition[]; exports: Record<string, unknown> }> {
+  try {
+    return await loadActionModule(specifier);
+  } catch (error) {
+    const cause = (error as { cause?: unknown }).cause ?? error;
+    const at = errorLocation(cause) ?? (cause instanceof SyntaxError && existsSync(resolve(specifier)) ? syntaxErrorLocation(resolve(specifier)) : undefined);
+    logger.error({ module: specifier, ...(at ?? {}), error: (error as Error).message }, (error as Error).message);
+    logger.debug({ module: specifier, stack: (cause as { stack?: unknown }).stack }, 'Actions module import failed: stack');
+    if (at !== undefined && SluiceError.isInstance(error) && !error.message.includes(`${at.file}:${at.line}`)) {
+      throw new SluiceError(error.code, `${error.message} (at ${at.file}:${at.line})`, { cause: error.cause, details: error.details });
+    }
+    throw error;
+  }
+}
+
+/** One log line per request: method, url, status, ms, request id (WebSockets when the socket closes). */
+function logEachRequest(http: FastifyInstance, logger: Logger): void {
+  http.addHook('onRequest', (request, reply, done) => {
+    const started = performance.now();
+    const upgrade = request.headers.upgrade !== undefined;
+    const line = (): void => {
+      const status = upgrade && !reply.sent ? 101 : reply.raw.statusCode;
+      logger.info(
+        { reqId: request.id, method: request.method, url: request.url, status, ms: Math.round((performance.now() - started) * 10) / 10 },
+        'request',
+      );
+    };
+    if (upgrade) request.raw.socket.once('close', line);
+    else reply.raw.once('close', line);
+    done();
+  });
+}
+
 /** `web/` at `/`, and `GET /info` for the page's header line. */
 async function registerPlayground(http: FastifyInstance, executor: ActionExecutor, exports: Record<string, unknown>, logger: Logger): Promise<void> {
-  // The page ships in the package (web/); should it be missing, the API works without it: say so and go on.
+  // A published package ships dist/ only; the API works without the page, so say so and go on.
   if (!existsSync(`${WEB_ROOT}index.html`)) {
     logger.warn({ root: WEB_ROOT }, 'Playground requested but its page is missing; serving the API only');
     return;
@@ -153,37 +258,77 @@ async function registerPlayground(http: FastifyInstance, executor: ActionExecuto
   http.get('/info', async () => ({ model: model?.description ?? null, actions: executor.actions.map((a) => a.name) }));
 }
 
-/** Runs the server until SIGINT/SIGTERM, printing where it listens. */
-export async function serve(options: ServeOptions & { dev?: boolean }): Promise<void> {
+/** Options of {@link serve}. */
+export interface ServeCommandOptions extends ServeOptions {
+  /** The dev server (example assistant, playground, example applications). */
+  dev?: boolean;
+  logger: Logger;
+  /** Human banner on stdout instead of the JSON "listening" line (pretty logs). */
+  banner?: boolean;
+  /** Seconds runs get to finish on SIGTERM / SIGINT. Default 10. */
+  drainTimeoutSeconds?: number;
+}
+
+/**
+ * Runs the server until SIGTERM / SIGINT, then drains (see {@link RunningServer.shutdown}) and
+ * exits 0; a second signal exits at once (128 + the signal's number).
+ */
+export async function serve(options: ServeCommandOptions): Promise<void> {
+  const { logger } = options;
   const playground = options.playground ?? options.dev === true;
   // The dev server also shows an Application (examples/app.ts), persisted under SLUICE_DATA_DIR.
-  // A computed specifier: examples/app.ts from the sources, dist/examples/app.js when installed.
   const examples = pathToFileURL(examplePath('app')).href;
   const apps =
     options.apps ??
     (options.dev === true ? ((await import(examples)) as { exampleApps(): AppRegistry }).exampleApps() : undefined);
-  const server = await startServer({ ...options, playground, apps });
-  const out = process.stdout;
-  const names = server.executor.actions.map((a) => a.name).join(', ');
-  out.write(`Sluice ${options.dev ? 'dev server (example assistant)' : 'action server'} is up\n`);
-  out.write(`  HTTP   ${server.httpUrl}   (POST /webhook, POST /webhook/stream, GET /runs/:id/events, /ws)\n`);
-  out.write(`  gRPC   ${server.grpcAddress}   (action_server_webhook.ActionService, sluice.v1.VoiceService)\n`);
-  if (server.executor.getAction('action_assistant') !== undefined || server.executor.getAction('action_chat') !== undefined) {
-    out.write(`  AI SDK ${server.httpUrl}/api/chat   (useChat / UI message stream)\n`);
-  }
-  out.write(`  Voice  ${server.httpUrl.replace('http', 'ws')}/voice/ws   (sentences + audio), GET /runs/:id/sentences\n`);
-  if (playground) out.write(`  Web    ${server.httpUrl}/   (playground)\n`);
-  if (apps !== undefined) out.write(`  Apps   ${server.httpUrl}/apps/:appId/stream   (application steps as SSE)\n`);
-  if (server.metricsUrl !== undefined) out.write(`  Metrics ${server.metricsUrl}   (Prometheus)\n`);
-  out.write(`  actions: ${names}\n`);
-  if (options.dev) out.write(`  try:   npx sluice chat --url ${server.httpUrl}\n`);
-  let closing = false;
-  const stop = (): void => {
-    if (closing) process.exit(1);
-    closing = true;
-    out.write('Shutting down…\n');
-    void server.close().then(() => process.exit(0));
+  const server = await startServer({ logRequests: true, ...options, playground, apps });
+  const names = server.executor.actions.map((a) => a.name);
+  const ws = server.httpUrl.replace('http', 'ws');
+  const urls = {
+    httpUrl: server.httpUrl,
+    grpcAddress: server.grpcAddress,
+    ...(server.chatAction !== undefined ? { chatUrl: `${server.httpUrl}/api/chat`, chatAction: server.chatAction } : {}),
+    voiceUrl: `${ws}/voice/ws`,
+    ...(playground ? { playgroundUrl: `${server.httpUrl}/` } : {}),
+    ...(apps !== undefined ? { appsUrl: `${server.httpUrl}/apps/:appId/stream` } : {}),
+    ...(server.metricsUrl !== undefined ? { metricsUrl: server.metricsUrl } : {}),
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const what = options.dev ? 'dev server (example assistant)' : 'action server';
+  if (options.banner === true) {
+    const out = process.stdout;
+    out.write(`Sluice ${what} is up\n`);
+    out.write(`  HTTP   ${server.httpUrl}   (POST /webhook, POST /webhook/stream, GET /runs/:id/events, /ws)\n`);
+    out.write(`  gRPC   ${server.grpcAddress}   (action_server_webhook.ActionService, sluice.v1.VoiceService)\n`);
+    if (server.chatAction !== undefined) out.write(`  AI SDK ${server.httpUrl}/api/chat   (useChat / UI message stream, ${server.chatAction})\n`);
+    out.write(`  Voice  ${ws}/voice/ws   (sentences + audio), GET /runs/:id/sentences\n`);
+    if (playground) out.write(`  Web    ${server.httpUrl}/   (playground)\n`);
+    if (apps !== undefined) out.write(`  Apps   ${server.httpUrl}/apps/:appId/stream   (application steps as SSE)\n`);
+    if (server.metricsUrl !== undefined) out.write(`  Metrics ${server.metricsUrl}   (Prometheus)\n`);
+    out.write(`  actions: ${names.join(', ')}\n`);
+    if (options.dev) out.write(`  try:   npx sluice chat --url ${server.httpUrl}\n`);
+  } else {
+    logger.info({ ...urls, actions: names, dev: options.dev === true }, `Sluice ${what} listening on ${server.httpUrl} (gRPC ${server.grpcAddress})`);
+  }
+  const drainMs = (options.drainTimeoutSeconds ?? 10) * 1000;
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'Second signal: exiting now');
+      process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    }
+    stopping = true;
+    logger.info({ signal, drainTimeoutMs: drainMs, activeRuns: server.executor.activeRuns }, 'Shutting down: draining running runs');
+    server.shutdown(drainMs).then(
+      (outcome) => {
+        logger.info(outcome, 'Stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'Shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 }

@@ -18,6 +18,7 @@ import { Dispatcher } from './dispatcher.ts';
 import type { Logger } from './logger.ts';
 import { createLogger } from './logger.ts';
 import { type RunObserver, WireMeters, watchOf } from './observer.ts';
+import { Lifecycle } from './lifecycle.ts';
 import { Run, type RunOptions } from './run.ts';
 import { LOCAL_RUNS, type SharedRuns } from './shared-runs.ts';
 import { RunTracer } from './tracing.ts';
@@ -64,6 +65,13 @@ export interface ExecutorOptions {
    * SDK is registered). Default true.
    */
   tracing?: boolean;
+  /** The shutdown state (see {@link ActionExecutor.drain}); default a new one. */
+  lifecycle?: Lifecycle;
+  /**
+   * Log one `info` line per ended run (`action`, `runId`, `reason`, `durationMs`, `chunks`,
+   * `transport`). Default false; `sluice serve` turns it on.
+   */
+  logRunEnds?: boolean;
 }
 
 /** Options of {@link ActionExecutor.start}. */
@@ -116,6 +124,8 @@ export class ActionExecutor {
   readonly logger: Logger;
   /** Output of each transport, counted by its writers (read by metrics). */
   readonly wire = new WireMeters();
+  /** Accepting or draining: `start` refuses new runs once the drain began. */
+  readonly lifecycle: Lifecycle;
 
   #actions = new Map<string, ActionDefinition>();
   #runs = new Map<string, Run>();
@@ -130,6 +140,7 @@ export class ActionExecutor {
   #retainCount: number;
   #shared: SharedRuns;
   #observers: RunObserver[];
+  #logRunEnds: boolean;
 
   constructor(options: ExecutorOptions = {}) {
     this.logger = options.logger ?? createLogger();
@@ -140,6 +151,8 @@ export class ActionExecutor {
     this.#retainMs = options.retainEndedRunsMs ?? 60_000;
     this.#retainCount = options.retainEndedRuns ?? 1_000;
     this.#observers = [...(options.tracing === false ? [] : [new RunTracer()]), ...(options.observers ?? [])];
+    this.lifecycle = options.lifecycle ?? new Lifecycle();
+    this.#logRunEnds = options.logRunEnds ?? false;
     if (this.#runOptions) new Run(this.#runOptions); // validates the options now, not at the first call
     for (const action of options.actions ?? []) this.register(action);
     this.#shared = options.shared ?? LOCAL_RUNS;
@@ -169,6 +182,23 @@ export class ActionExecutor {
       this.#actions.set(action.name, action);
     }
     return this;
+  }
+
+  /**
+   * Replaces the whole action table at once (the server's `--auto-reload`). Runs already started
+   * keep the action objects they looked up; runs started afterwards use the new ones. Throws
+   * (keeping the old table) when an entry is not an action or two share a name.
+   */
+  replaceActions(actions: readonly ActionDefinition[]): void {
+    const table = new Map<string, ActionDefinition>();
+    for (const action of actions) {
+      if (!isActionDefinition(action)) {
+        throw new SluiceError('invalid_argument', 'replaceActions: expected actions made by defineAction()');
+      }
+      if (table.has(action.name)) throw new SluiceError('already_exists', `Two actions are named '${action.name}'`);
+      table.set(action.name, action);
+    }
+    this.#actions = table;
   }
 
   /** The registered actions as Rasa lists them (`[{ name }]`, in registration order). */
@@ -231,8 +261,10 @@ export class ActionExecutor {
    * Starts executing an action call (Rasa's JSON) and returns its run at once. The action starts
    * on the next microtask, so subscribers attached synchronously see every event. A call that
    * fails (unknown action, malformed call, action error) still yields a run, ending in `error`.
+   * Throws `unavailable` (reason `shutdown`) once a drain began (see {@link ActionExecutor.drain}).
    */
   start(call: unknown, options: StartOptions = {}): Run {
+    if (!this.lifecycle.accepting) throw this.lifecycle.refusal();
     const raw = typeof call === 'object' && call !== null ? (call as Record<string, unknown>) : null;
     const actionName = typeof raw?.next_action === 'string' ? raw.next_action : '';
     const run = new Run({ ...this.#runOptions, id: options.runId, action: actionName, signal: options.signal, owner: options.owner, transport: options.transport });
@@ -318,8 +350,25 @@ export class ActionExecutor {
   /** Cancels every live run and waits until they have ended. */
   async close(): Promise<void> {
     const runs = [...this.#runs.values()];
-    for (const run of runs) run.cancel(new SluiceError('unavailable', 'The server is shutting down'));
+    for (const run of runs) run.cancel(this.lifecycle.refusal());
     await Promise.all(runs.map((run) => run.done));
+  }
+
+  /**
+   * Graceful shutdown: stops taking runs (`start` throws `unavailable`), lets the live ones finish
+   * for up to `timeoutMs`, then cancels the rest — each ends with an `error` event (`unavailable`)
+   * and `run-end` (`cancelled`) — and waits up to `graceMs` more for them to end (an action that
+   * ignores its signal is abandoned then). Resolves with how many runs finished and were cancelled.
+   */
+  async drain(timeoutMs: number, graceMs = 2_000): Promise<{ finished: number; cancelled: number }> {
+    this.lifecycle.beginDrain();
+    const live = [...this.#runs.values()];
+    const allDone = (runs: Run[]): Promise<unknown> => Promise.all(runs.map((run) => run.done));
+    await within(allDone(live), timeoutMs);
+    const left = [...this.#runs.values()];
+    for (const run of left) run.cancel(this.lifecycle.refusal());
+    await within(allDone(left), graceMs);
+    return { finished: live.length - left.length, cancelled: left.length };
   }
 
   async #execute(run: Run, call: unknown, streaming: boolean): Promise<SluiceEvent> {
@@ -489,6 +538,11 @@ export class ActionExecutor {
 
   /** Emits the terminal event and `run-end`, then forgets the run. */
   async #finish(run: Run, terminal: EventInput, reason: RunEndReason): Promise<SluiceEvent> {
+    const shutdown = run.cancelReason;
+    // Cut short by a shutdown: readers must learn the answer is incomplete, and why.
+    if (terminal.type === 'result' && shutdown?.code === 'unavailable' && shutdown.details.reason === 'shutdown') {
+      terminal = { type: 'error', code: 'unavailable', message: shutdown.message, reason: 'shutdown', actionName: run.action };
+    }
     try {
       for (let ready = run.ready(); ready !== undefined; ready = run.ready()) await ready;
       // A cancel accepted while waiting for room still makes the end `cancelled`: Run.emit sees to it.
@@ -498,6 +552,19 @@ export class ActionExecutor {
       this.#runs.delete(run.id);
       this.#registry.release(run);
       this.#retain(run);
+      if (this.#logRunEnds) {
+        this.logger.info(
+          {
+            action: run.action,
+            runId: run.id,
+            reason: run.endReason ?? reason,
+            durationMs: Math.round(performance.now() - run.startedAt),
+            chunks: run.chunks,
+            transport: run.transport,
+          },
+          'run end',
+        );
+      }
     }
     return terminal as SluiceEvent;
   }
@@ -524,6 +591,13 @@ export class ActionExecutor {
     const e = event as Extract<SluiceEvent, { type: 'error' }>;
     return new SluiceError(e.code, e.message, { details: { reason: e.reason, actionName: e.actionName ?? run.action } });
   }
+}
+
+/** Waits for `promise`, or `ms` at most. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 /** Waits for the sends a dispatcher deferred behind backpressure, so they precede the terminal. */

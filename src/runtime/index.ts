@@ -21,6 +21,7 @@ export type {
   TypedStreamItem,
 } from './action.ts';
 export { ActionExecutor } from './executor.ts';
+export { Lifecycle, SHUTTING_DOWN } from './lifecycle.ts';
 export type { EventSink, ExecuteOptions, ExecutorOptions, StartOptions } from './executor.ts';
 export { LOCAL_RUNS } from './shared-runs.ts';
 export type { ControlBus, ControlHandler, EventLog, SharedRuns } from './shared-runs.ts';

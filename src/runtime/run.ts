@@ -78,8 +78,10 @@ export class Run {
    * was started in-process. Transports answer other principals as if the run did not exist.
    */
   readonly owner: string | undefined;
-  /** The transport that started the run, when known (`StartOptions.transport`). */
+  /** The transport that started the run (`http-sse`, `ws`, `grpc`, …), when it said (`StartOptions.transport`). */
   readonly transport: string | undefined;
+  /** `performance.now()` when the run was created. */
+  readonly startedAt = performance.now();
   readonly highWaterMark: number;
   readonly lowWaterMark: number;
   readonly logLimit: number;
@@ -102,6 +104,7 @@ export class Run {
   watch: RunWatch | null = null;
 
   #lastSeq = 0;
+  #chunks = 0;
   #state: RunState = 'running';
   #terminal: 'result' | 'error' | null = null;
   #endReason: RunEndReason | null = null;
@@ -171,6 +174,11 @@ export class Run {
   /** `running`, `cancelled` (still closing) or `ended`. */
   get state(): RunState {
     return this.#state;
+  }
+
+  /** Chunks emitted so far (the ones a cancel dropped unread included). */
+  get chunks(): number {
+    return this.#chunks;
   }
 
   /** True once `cancel` was called (also after the run ended). */
@@ -260,6 +268,7 @@ export class Run {
     }
 
     const event = input as SluiceEvent;
+    if (type === 'chunk') this.#chunks++;
     // A cancel that came after the result (a late barge-in) still makes the end a cancelled one.
     if (type === 'run-end' && this.#cancelReason !== null && (event as RunEndEvent).reason === 'completed') {
       (event as RunEndEvent).reason = 'cancelled';
@@ -289,6 +298,7 @@ export class Run {
     }
     const log = this.log;
     if (this.watch !== null) this.watch.chunk?.(text);
+    this.#chunks++;
     if (this.subscribers.size === 0) {
       if (responseId !== this.#chunkResponseId) {
         for (let i = 0; i < log.length; i++) if (typeof log[i] === 'string') this.eventAt(i);

@@ -151,41 +151,53 @@ function cli(args: string[]) {
   return { child, out, exited };
 }
 
-/** Runs the CLI to its end (killed after 10 s). */
+/** The JSON "listening" line of a CLI child (waits up to 60 s). */
+async function listening(
+  child: ReturnType<typeof cli>['child'],
+  out: { stdout: string; stderr: string },
+): Promise<{ httpUrl: string; grpcAddress: string; chatUrl?: string; actions: string[]; msg: string }> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const line = out.stdout.split('\n').find((l) => l.includes('"httpUrl"'));
+    if (line !== undefined) return JSON.parse(line);
+    assert.ok(child.exitCode === null, `the CLI exited early: ${out.stdout}${out.stderr}`);
+    assert.ok(Date.now() < deadline, `no listening line within 60 s: ${out.stdout}${out.stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Runs the CLI to its end (killed after 90 s: the machine may be loaded). */
 async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const { child, out, exited } = cli(args);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
   const [code] = await exited;
   clearTimeout(timer);
   return { code, ...out };
 }
 
 describe('the sluice CLI', () => {
-  test('serve prints where it listens, answers /health, and exits 0 on SIGTERM', async () => {
-    const { child, out, exited } = cli(['serve', '--actions', 'examples/actions.ts', '--port', '0', '--grpc-port', '0']);
+  test('serve logs where it listens as one JSON line, answers /health, and exits 0 on SIGTERM', async () => {
+    const { child, out, exited } = cli(['serve', '--actions', 'examples/actions.ts', '--port', '0', '--grpc-port', '0', '--log-level', 'info']);
     try {
-      const deadline = Date.now() + 10_000;
-      while (!/actions: .*\n/.test(out.stdout)) {
-        assert.ok(child.exitCode === null, `the CLI exited early: ${out.stdout}${out.stderr}`);
-        assert.ok(Date.now() < deadline, `no banner within 10 s: ${out.stdout}${out.stderr}`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      const http = /HTTP\s+(http:\/\/127\.0\.0\.1:(\d+))\s/.exec(out.stdout);
-      const grpc = /gRPC\s+127\.0\.0\.1:(\d+)\s/.exec(out.stdout);
-      assert.ok(http !== null && grpc !== null, `URLs printed:\n${out.stdout}`);
-      assert.notEqual(http[2], '0', 'the real port is printed, not 0');
-      assert.notEqual(grpc[1], '0');
-      assert.match(out.stdout, new RegExp(`actions: ${EXAMPLE_ACTIONS.join(', ')}`));
+      const up = await listening(child, out);
+      assert.match(up.httpUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.match(up.grpcAddress, /^127\.0\.0\.1:\d+$/);
+      assert.ok(!up.httpUrl.endsWith(':0') && !up.grpcAddress.endsWith(':0'), 'the real ports are logged, not 0');
+      assert.deepEqual(up.actions, EXAMPLE_ACTIONS);
+      assert.equal(up.chatUrl, `${up.httpUrl}/api/chat`, 'action_chat answers /api/chat by default');
+      assert.match(up.msg, new RegExp(`listening on ${up.httpUrl}`), 'the message carries the URL too');
+      assert.doesNotMatch(out.stdout, /is up/, 'no plain-text banner in JSON mode');
+      for (const line of out.stdout.trim().split('\n')) JSON.parse(line);
 
-      const health = await fetch(`${http[1]}/health`);
+      const health = await fetch(`${up.httpUrl}/health`);
       assert.deepEqual(await health.json(), { status: 'ok' });
 
       child.kill('SIGTERM');
       const [code, signal] = await exited;
       assert.equal(signal, null, 'it exits by itself, not by the signal');
       assert.equal(code, 0, `exit code (stderr: ${out.stderr})`);
-      assert.match(out.stdout, /Shutting down…/);
-      assert.ok(await refused(`${http[1]}/health`), 'nothing listens any more');
+      assert.match(out.stdout, /"msg":"Shutting down: draining running runs"/);
+      assert.ok(await refused(`${up.httpUrl}/health`), 'nothing listens any more');
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }

@@ -88,5 +88,5 @@ export function commandHelp(command: CommandName, synopsis: string, specs: reado
       return { names, text: extra ? `${spec.help} (${extra})` : spec.help };
     });
   const width = Math.max(0, ...rows.map((row) => row.names.length)) + 2;
-  return [`Usage: ${synopsis}`, '', 'Options:', ...rows.map((row) => `  ${row.names.padEnd(width)}${row.text}`), `  ${'-h, --help'.padEnd(width)}this help`].join('\n');
+  return [`Usage: ${synopsis}`, '', 'Options:', ...rows.map((row) => `  ${row.names.padEnd(width)}${row.text}`), `  ${'-h, --help'.padEnd(width)}this help`, `  ${'-V, --version'.padEnd(width)}the version of sluice`].join('\n');
 }

@@ -101,7 +101,24 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const logger = options.logger ?? executor.logger;
   const closeTimeoutMs = options.closeTimeoutMs ?? 5_000;
   const shutdown = new AbortController();
-  const health: HealthState = { serving: true, closing: shutdown.signal };
+  const lifecycle = executor.lifecycle;
+  let open = true;
+  // NOT_SERVING as soon as a drain begins (a load balancer stops sending), not only at close.
+  const health: HealthState = {
+    get serving() {
+      return open && lifecycle.accepting;
+    },
+    set serving(value: boolean) {
+      open = value;
+    },
+    closing: AbortSignal.any([shutdown.signal, lifecycle.signal]),
+  };
+  // The RPCs that start runs; while draining they are refused before any work.
+  const startsRuns = new Set([
+    createMethodUrl('/', ActionService.method.webhook),
+    createMethodUrl('/', ActionService.method.webhookStream),
+    createMethodUrl('/', VoiceService.method.streamSentences),
+  ]);
 
   // Rasa's server answers with gzip; we accept gzip requests, and Connect's handlers compress
   // responses over 1 KiB for clients that ask for it.
@@ -132,9 +149,14 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
     const url = req.url;
     const query = url.indexOf('?');
-    const route = routes.get(query === -1 ? url : url.slice(0, query));
+    const path = query === -1 ? url : url.slice(0, query);
+    const route = routes.get(path);
     if (route === undefined) {
       trailersOnly(res, Code.Unimplemented, `unknown method ${url}`);
+      return;
+    }
+    if (!lifecycle.accepting && startsRuns.has(path)) {
+      trailersOnly(res, Code.Unavailable, 'the server is shutting down');
       return;
     }
     let universal: ReturnType<typeof universalRequestFromNodeRequest>;

@@ -12,10 +12,12 @@ import type { ActionExecutor } from '../../runtime/executor.ts';
 /**
  * Checks a call the way the executor will, in the same order as Rasa (a call naming no action is
  * valid and answered with a skipped result; the action is looked up before the tracker is read).
- * Throws the executor's own {@link SluiceError}s (`invalid_body`, `action_not_found`). A missing
+ * Throws the executor's own {@link SluiceError}s (`invalid_body`, `action_not_found`, and
+ * `unavailable` while the server drains). A missing
  * domain can only be told by running the call, so it still arrives as an `error` event.
  */
 export function checkActionCall(executor: ActionExecutor, call: unknown): void {
+  if (!executor.lifecycle.accepting) throw executor.lifecycle.refusal();
   if (typeof call !== 'object' || call === null || Array.isArray(call)) {
     throw new SluiceError('invalid_argument', 'Invalid action call: the body must be a JSON object', {
       details: { reason: 'invalid_body' },

@@ -10,11 +10,15 @@ import { SluiceError } from '../../protocol/errors.ts';
 import { traceHeadersOf } from '../../runtime/observer.ts';
 import type { HttpContext } from './context.ts';
 import { INVALID_BODY, rasaErrorReply } from './errors.ts';
+import { SHUTTING_DOWN } from '../../runtime/lifecycle.ts';
 import { streamCall, wantsEventStream } from './sse-routes.ts';
 
 /** Registers the Rasa routes. */
 export function registerRasaRoutes(app: FastifyInstance, ctx: HttpContext): void {
-  app.get('/health', async () => ({ status: 'ok' }));
+  // 503 once a drain began, so a load balancer stops sending before the listener closes.
+  app.get('/health', async (_request, reply) =>
+    ctx.executor.lifecycle.accepting ? { status: 'ok' } : reply.code(503).send({ status: 'draining', error: SHUTTING_DOWN, code: 'unavailable' }),
+  );
 
   app.get('/actions', async () => ctx.executor.actions);
 

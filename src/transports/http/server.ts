@@ -18,6 +18,7 @@ import { resolveBodyLimit, resolveSseOptions, resolveWsOptions, type SseOptions,
 import { registerRasaRoutes } from './rasa-routes.ts';
 import { registerSseRoutes } from './sse-routes.ts';
 import { registerWebsocketPlugin, registerWsRoutes } from './ws-routes.ts';
+import { SHUTTING_DOWN } from '../../runtime/lifecycle.ts';
 
 /** Options of {@link createHttpServer}. */
 export interface HttpServerOptions {
@@ -49,6 +50,15 @@ export interface HttpServerOptions {
   cors?: readonly string[];
   /** HTTPS (and mTLS with `ca`). Default plain HTTP. */
   tls?: TlsOptions;
+}
+
+/** Control requests stay allowed while draining: they stop or read work, never start it. */
+const CONTROL = /\/(?:cancel|ack|stop)(?:\?|$)/;
+
+/** A request that starts a run or a long-lived socket: a POST other than a control one, or an upgrade. */
+function startsWork(method: string, url: string, upgrade: string | undefined): boolean {
+  if (upgrade !== undefined) return true;
+  return method === 'POST' && !CONTROL.test(url);
 }
 
 function isLoggerInstance(value: unknown): value is FastifyBaseLogger {
@@ -103,6 +113,16 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   registerAuth(app, authenticator, { publicPaths: options.auth?.publicPaths, logger: ctx.logger });
   registerCrossSite(app, origins);
   registerBodyParser(app, bodyLimit);
+
+  // While the server drains, whatever would start work is refused at once, on routes added to the
+  // instance later too (/api/chat, /apps, /voice/ws): 503 before the body is read.
+  const lifecycle = options.executor.lifecycle;
+  app.addHook('onRequest', (request, reply, done) => {
+    if (lifecycle.accepting || !startsWork(request.method, request.url, request.headers.upgrade)) return done();
+    // A refused upgrade's socket is no longer the HTTP server's to close: end it once answered.
+    if (request.headers.upgrade !== undefined) reply.raw.once('finish', () => request.raw.socket.destroy());
+    reply.code(503).header('retry-after', '1').header('connection', 'close').send({ error: SHUTTING_DOWN, code: 'unavailable' });
+  });
 
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send({ error: `Route ${request.method} ${request.url.split('?')[0]} not found`, code: 'not_found' });

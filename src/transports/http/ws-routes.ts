@@ -18,7 +18,15 @@ import { WsSession } from './ws-session.ts';
  * is reachable and its `preClose` closes every socket when the server closes).
  */
 export function registerWebsocketPlugin(app: FastifyInstance, ws: ResolvedWsOptions): void {
-  app.register(websocket, { options: { perMessageDeflate: false, maxPayload: ws.maxPayload } });
+  app.register(websocket, {
+    options: { perMessageDeflate: false, maxPayload: ws.maxPayload },
+    // 1001 "going away" rather than the plugin's bare close(): clients know to reconnect elsewhere.
+    preClose(done) {
+      for (const client of this.websocketServer.clients) client.close(1001, 'server shutting down');
+      this.websocketServer.close();
+      done();
+    },
+  });
 }
 
 /**
