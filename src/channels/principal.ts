@@ -68,6 +68,7 @@ export function ownedRun(executor: ActionExecutor, owner: string | undefined, ru
  */
 export function ackOwned(executor: ActionExecutor, owner: string | undefined, responseId: string): boolean {
   const run = executor.runOfStream(responseId);
-  if (run === undefined || !mayAccess(run.owner, owner)) return false;
+  if (run !== undefined && !mayAccess(run.owner, owner)) return false;
+  // An unknown id goes to the executor too, which logs it (as Rasa does) and finds nothing.
   return executor.ack(responseId);
 }

@@ -198,8 +198,9 @@ function hasAuthorization(request: AuthRequest): boolean {
 }
 
 /** The public message of a refused request. */
-export function unauthenticatedMessage(failure: AuthFailure, tokenName: string): string {
-  return failure === 'missing'
-    ? `Authentication required: send 'Authorization: Bearer <api key>' (or Basic auth with the key as password, or ?${tokenName}=<api key>)`
-    : 'Authentication failed: the credentials sent are not valid';
+export function unauthenticatedMessage(failure: AuthFailure, tokenName: string, transport: 'http' | 'grpc' = 'http'): string {
+  if (failure === 'invalid') return 'Authentication failed: the credentials sent are not valid';
+  return transport === 'grpc'
+    ? "Authentication required: send the metadata 'authorization: Bearer <api key>' (or Basic with the key as password)"
+    : `Authentication required: send 'Authorization: Bearer <api key>' (or Basic auth with the key as password, or ?${tokenName}=<api key>)`;
 }

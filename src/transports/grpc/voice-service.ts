@@ -30,6 +30,8 @@ import type { ActionExecutor } from '../../runtime/executor.ts';
 import type { Run } from '../../runtime/run.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
 import type { SentenceStreamOptions } from '../../text/options.ts';
+import { ownedRun } from '../../channels/principal.ts';
+import { ownerOfCall } from './auth.ts';
 import { requestToActionCall, statusError, statusForError, webhookResponse, type GrpcStatus } from './convert.ts';
 import type {
   FollowSentencesRequest,
@@ -138,7 +140,7 @@ async function* streamSentences(
   const call = request.call;
   if (call === undefined) throw new ConnectError("StreamSentences: 'call' is required (a Rasa WebhookRequest)", Code.InvalidArgument);
   const segmenter = segmenterOf('StreamSentences', request.segmenter);
-  const run = executor.start(requestToActionCall(call), { streaming: true, signal: context.signal });
+  const run = executor.start(requestToActionCall(call), { streaming: true, signal: context.signal, owner: ownerOfCall(context) });
   context.responseHeader.set(RUN_ID_METADATA, run.id);
   try {
     yield* sentenceStream(run, run.subscribe({ signal: context.signal }), segmenter, -1, call.nextAction, context.signal);
@@ -156,7 +158,8 @@ async function* followSentences(
   const runId = request.runId;
   if (runId === '') throw new ConnectError("FollowSentences: 'run_id' is required", Code.InvalidArgument);
   const segmenter = segmenterOf('FollowSentences', request.segmenter);
-  const run = executor.getRun(runId);
+  // Someone else's run is answered exactly like an unknown one.
+  const run = ownedRun(executor, ownerOfCall(context), runId);
   if (run === undefined) throw new ConnectError(`FollowSentences: no run found with id '${runId}'`, Code.NotFound);
   let sub: Subscription;
   try {

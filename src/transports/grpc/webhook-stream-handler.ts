@@ -24,6 +24,7 @@ import type { ActionExecutor } from '../../runtime/executor.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
 import { RasaStreamTranslator } from './action-service.ts';
+import { principalKey } from './auth.ts';
 import { requestToActionCall } from './convert.ts';
 import { encodeFrames } from './frames.ts';
 import { WebhookRequestSchema, type WebhookRequest, type WebhookStreamEvent } from './gen/action_webhook_pb.ts';
@@ -137,7 +138,8 @@ export function createWebhookStreamHandler(
       let sub: Subscription | undefined;
       try {
         const call = await readRequest(body as AsyncIterable<Uint8Array>, encoding === 'gzip', readMaxBytes);
-        const run = executor.start(requestToActionCall(call), { streaming: true, signal });
+        const owner = request.contextValues?.get(principalKey)?.id;
+        const run = executor.start(requestToActionCall(call), { streaming: true, signal, owner });
         sub = run.subscribe({ signal });
         const translator = new RasaStreamTranslator(run, call.nextAction);
         while (!translator.ended) {
