@@ -4,7 +4,7 @@
  * @module
  */
 
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
@@ -17,6 +17,7 @@ import type { AppRegistry } from '../app/registry.ts';
 import { createHttpServer } from '../transports/http/index.ts';
 import { uiMessageRoutes } from '../channels/ui-message/index.ts';
 import { sentenceRoutes, voiceWsRoutes } from '../channels/voice/index.ts';
+import { isLoopback, type SecurityOptions } from './flags/security.ts';
 import { loadActionModule } from './load-actions.ts';
 
 /** The playground page: plain files, no build step, shipped beside `src/` and `dist/`. */
@@ -43,6 +44,8 @@ export interface ServeOptions {
   playground?: boolean;
   /** Applications to serve under `/apps/:appId/…` (see `appRoutes`). */
   apps?: AppRegistry;
+  /** Authentication, TLS, CORS and listing, for both listeners (see `flags/security.ts`). */
+  security?: SecurityOptions;
 }
 
 /** A running server. */
@@ -59,16 +62,20 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const logger = options.logger ?? createLogger();
   const { actions, exports } = await loadActionModule(options.actions);
   const executor = new ActionExecutor({ actions, logger });
-  const http = createHttpServer({ executor, apps: options.apps });
+  const security = options.security ?? {};
+  // The playground's own files stay reachable without a key (they hold no data); its API calls do not.
+  const publicPaths = options.playground === true && existsSync(WEB_ROOT) ? ['/', ...readdirSync(WEB_ROOT).map((name) => `/${name}`)] : [];
+  const auth = security.auth === undefined ? undefined : { ...security.auth, publicPaths };
+  const http = createHttpServer({ executor, apps: options.apps, auth, cors: security.cors, tls: security.tls });
   // AI SDK front ends (useChat) talk to /api/chat; it answers with the assistant action when the
   // module has one, else with the chat action.
   const chatAction = ['action_assistant', 'action_chat'].find((name) => executor.getAction(name) !== undefined);
   if (chatAction !== undefined) await http.register(uiMessageRoutes, { executor, action: chatAction });
   // Voice: sentences of any run as SSE, and the voice socket (sentences + embedded TTS audio).
   await http.register(sentenceRoutes, { executor });
-  await http.register(voiceWsRoutes, { executor });
+  await http.register(voiceWsRoutes, { executor, listing: security.listing === true });
   if (options.playground === true) await registerPlayground(http, executor, exports, logger);
-  const grpc = createGrpcServer({ executor, logger });
+  const grpc = createGrpcServer({ executor, logger, auth: security.auth, tls: security.tls });
   try {
     await http.listen({ port: options.port, host: options.host });
   } catch (error) {
@@ -90,7 +97,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   return {
     executor,
-    httpUrl: `http://${host}:${httpPort}`,
+    httpUrl: `${security.tls === undefined ? 'http' : 'https'}://${host}:${httpPort}`,
     grpcAddress: `${host}:${grpcPort}`,
     async close() {
       await Promise.allSettled([executor.close(), grpc.close(), http.close()]);
@@ -138,6 +145,11 @@ export async function serve(options: ServeOptions & { dev?: boolean }): Promise<
   if (apps !== undefined) out.write(`  Apps   ${server.httpUrl}/apps/:appId/stream   (application steps as SSE)\n`);
   out.write(`  actions: ${names}\n`);
   if (options.dev) out.write(`  try:   npx sluice chat --url ${server.httpUrl}\n`);
+  const security = options.security ?? {};
+  if (security.auth !== undefined) out.write(`  Auth   API keys (${security.auth.apiKeys?.length ?? 0}): Authorization: Bearer <key>, ?${security.auth.tokenName ?? 'token'}=<key>, or Basic\n`);
+  else if (!isLoopback(options.host)) {
+    process.stderr.write(`WARNING: serving on ${options.host} WITHOUT AUTHENTICATION: anyone who can reach the port can run actions and read runs. Give --api-key.\n`);
+  }
   let closing = false;
   const stop = (): void => {
     if (closing) process.exit(1);
