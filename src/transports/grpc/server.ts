@@ -160,6 +160,10 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
           // The request was not read: tell the client to stop sending it (see closeUnread).
           if (!req.complete) setImmediate(() => res.stream.destroyed || res.stream.close(http2.constants.NGHTTP2_NO_ERROR));
         }
+      })
+      .catch((error: unknown) => {
+        logger.error({ err: error, path }, 'gRPC call failed');
+        trailersOnly(res, Code.Internal, 'internal error');
       });
   };
 

@@ -69,7 +69,10 @@ describe('HTTP authentication', () => {
       server: {
         auth: {
           apiKeys: [KEY_A, { key: KEY_B, principal: 'user-b' }],
-          authenticate: (request) => (request.headers['x-test-user'] === 'jwt-user' ? { id: 'jwt-user' } : null),
+          authenticate: (request) => {
+            if (request.headers['x-test-user'] === 'boom') throw new Error('token service down');
+            return request.headers['x-test-user'] === 'jwt-user' ? { id: 'jwt-user' } : null;
+          },
         },
       },
     });
@@ -103,6 +106,12 @@ describe('HTTP authentication', () => {
       const res = await fetch(`${server.url}${path}`, init);
       assert.equal(res.status, 200, name);
     }
+  });
+
+  it('a failing authenticate hook refuses the request (401), never a 500', async () => {
+    const res = await fetch(`${server.url}/actions`, { headers: { 'x-test-user': 'boom' } });
+    assert.equal(res.status, 401);
+    assert.equal(((await res.json()) as { code: string }).code, 'unauthenticated');
   });
 
   it('refuses a wrong key, a key in the wrong scheme, and a prefix of a key', async () => {
