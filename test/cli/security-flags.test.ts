@@ -39,6 +39,11 @@ describe('security flags', () => {
     assert.deepEqual(options(['serve'], { SLUICE_API_KEYS: `${KEY}, ${KEY}3` }).auth, { apiKeys: [KEY, `${KEY}3`] });
     assert.equal(options(['dev']).auth, undefined, 'dev on loopback needs no key');
     assert.throws(() => options(['serve', '--api-key', 'short']), /at least 16/);
+    assert.throws(() => options(['serve', '--api-key', 'web:short']), /at least 16/);
+    assert.deepEqual(options(['serve', '--api-key', `web:${KEY}`, '--api-key', `web:${KEY}9`]).auth?.apiKeys, [
+      { key: KEY, principal: 'web' },
+      { key: `${KEY}9`, principal: 'web' },
+    ]);
   });
 
   it('refuses to serve a non-loopback host without a key unless --allow-unauthenticated', () => {

@@ -11,14 +11,14 @@
 
 import { isIP } from 'node:net';
 import { SluiceError } from '../../protocol/errors.ts';
-import type { AuthOptions } from '../../transports/auth.ts';
+import type { ApiKey, AuthOptions } from '../../transports/auth.ts';
 import { resolveOrigins } from '../../transports/http/cross-site.ts';
 import { loadTlsFiles, type TlsOptions } from '../../transports/tls.ts';
 import type { FlagSpec, FlagValues } from './spec.ts';
 
 /** The security flags. */
 export const securityFlags: readonly FlagSpec[] = [
-  { name: 'api-key', type: 'string', multiple: true, value: '<key>', env: 'SLUICE_API_KEYS', help: 'accept this API key (repeat for rotation; env: comma-separated); turns authentication on', commands: ['serve', 'dev'] },
+  { name: 'api-key', type: 'string', multiple: true, value: '[<principal>:]<key>', env: 'SLUICE_API_KEYS', help: 'accept this API key (repeat; env: comma-separated); keys with the same principal share runs and chats (rotation); turns authentication on', commands: ['serve', 'dev'] },
   { name: 'token-name', type: 'string', value: '<name>', env: 'SLUICE_TOKEN_NAME', default: 'token', help: "query parameter carrying a key (Rasa's action_endpoint token_name)", commands: ['serve', 'dev'] },
   { name: 'allow-unauthenticated', type: 'boolean', env: 'SLUICE_ALLOW_UNAUTHENTICATED', help: 'serve without an API key on a non-loopback host', commands: ['serve'] },
   { name: 'ssl-certificate', type: 'string', value: '<file>', env: 'SLUICE_SSL_CERTIFICATE', help: 'TLS certificate (PEM): HTTPS and gRPC over TLS', commands: ['serve', 'dev'] },
@@ -49,6 +49,20 @@ function str(value: FlagValues[string]): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
+/**
+ * One `--api-key` value: `<key>`, or `<principal>:<key>` to name who it authenticates (keys of one
+ * principal share its runs and chats: rotate by adding the new key beside the old one). Without a
+ * principal each key is its own, named by its fingerprint.
+ */
+export function parseApiKey(value: string): string | ApiKey {
+  const match = /^([A-Za-z0-9_.@-]{1,64}):(.+)$/.exec(value);
+  const key = match === null ? value : match[2]!;
+  if (key.length < 16) {
+    throw new SluiceError('invalid_argument', '--api-key / SLUICE_API_KEYS: each key must be at least 16 characters (generate one with: openssl rand -hex 32)');
+  }
+  return match === null ? key : { key, principal: match[1]! };
+}
+
 /** True for a loopback address or `localhost`. */
 export function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
@@ -62,11 +76,8 @@ export function isLoopback(host: string): boolean {
  */
 export function securityOptions(values: FlagValues, command: 'serve' | 'dev', host: string): SecurityOptions {
   const out: SecurityOptions = {};
-  const keys = list(values['api-key']);
+  const keys = list(values['api-key']).map(parseApiKey);
   if (keys.length > 0) {
-    for (const key of keys) {
-      if (key.length < 16) throw new SluiceError('invalid_argument', '--api-key / SLUICE_API_KEYS: each key must be at least 16 characters (generate one with: openssl rand -hex 32)');
-    }
     out.auth = { apiKeys: keys };
     const tokenName = str(values['token-name']);
     if (tokenName !== undefined) out.auth.tokenName = tokenName;

@@ -136,6 +136,18 @@ describe('HTTP authentication', () => {
     assert.throws(() => new Authenticator({ tokenName: 'a b' }), /tokenName/);
     assert.equal(new Authenticator({}).enabled, false);
   });
+
+  it('keys given one principal authenticate as it (rotation keeps access to runs); other keys are their own', async () => {
+    const auth = new Authenticator({ apiKeys: [{ key: KEY_A, principal: 'web' }, { key: KEY_B, principal: 'web' }, `${KEY_A}-other`] });
+    const idOf = async (key: string) => {
+      const result = await auth.authenticate({ headers: { authorization: `Bearer ${key}` }, url: '/', query: new URLSearchParams(), method: 'GET', remoteAddress: undefined, transport: 'http' });
+      return result.ok ? result.principal?.id : null;
+    };
+    assert.equal(await idOf(KEY_A), 'web');
+    assert.equal(await idOf(KEY_B), 'web');
+    assert.match(String(await idOf(`${KEY_A}-other`)), /^key-[0-9a-f]{12}$/);
+    assert.equal(await idOf('not-a-key-not-a-key'), null);
+  });
 });
 
 describe('HTTP ownership (defect 10)', () => {
