@@ -10,6 +10,10 @@
  * - the query parameter `token` (or the name set with `tokenName`) — Rasa's `action_endpoint.token`
  *   / `token_name`, and the only way a browser can authenticate a WebSocket.
  *
+ * - a client certificate verified by the `--ssl-ca-file` CA (mTLS): Rasa's gRPC client
+ *   authenticates this way (it sends no key), as the principal `cert:<subject CN>`. It is tried
+ *   after the keys and the hook.
+ *
  * Keys are compared in constant time: each candidate's SHA-256 against every configured key's
  * SHA-256 with `crypto.timingSafeEqual`, with no early exit, so neither the length nor the prefix
  * of a key leaks through timing.
@@ -34,6 +38,8 @@ export interface AuthRequest {
   remoteAddress: string | undefined;
   /** `http`, `websocket` (an upgrade request) or `grpc`. */
   transport: 'http' | 'websocket' | 'grpc';
+  /** The client certificate, when the connection is TLS with a certificate the server's CA verified. */
+  clientCertificate?: { subject: string; fingerprint256: string };
 }
 
 /**
@@ -153,6 +159,8 @@ export class Authenticator {
         onHookError?.(error);
       }
     }
+    const certificate = request.clientCertificate;
+    if (certificate !== undefined) return { ok: true, principal: { id: `cert:${certificate.subject}`, fingerprint256: certificate.fingerprint256 } };
     return { ok: false, failure: candidates.length === 0 && !hasAuthorization(request) ? 'missing' : 'invalid' };
   }
 
@@ -187,6 +195,19 @@ export class Authenticator {
     for (const token of request.query.getAll(this.tokenName)) if (token !== '') out.push(token);
     return out;
   }
+}
+
+/**
+ * The verified client certificate of a TLS socket (mTLS), for {@link AuthRequest.clientCertificate};
+ * undefined for plain connections and unverified or absent certificates.
+ */
+export function verifiedClientCertificate(socket: unknown): AuthRequest['clientCertificate'] {
+  const tls = socket as { authorized?: boolean; getPeerCertificate?: () => { subject?: { CN?: unknown }; fingerprint256?: string } } | null;
+  if (tls === null || typeof tls !== 'object' || tls.authorized !== true || typeof tls.getPeerCertificate !== 'function') return undefined;
+  const cert = tls.getPeerCertificate();
+  if (cert === undefined || cert === null || typeof cert.fingerprint256 !== 'string') return undefined;
+  const cn = cert.subject?.CN;
+  return { subject: typeof cn === 'string' ? cn : Array.isArray(cn) ? String(cn[0]) : cert.fingerprint256, fingerprint256: cert.fingerprint256 };
 }
 
 function first(value: string | string[] | undefined): string | undefined {

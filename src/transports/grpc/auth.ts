@@ -9,7 +9,7 @@
 import type * as http2 from 'node:http2';
 import { createContextKey, type HandlerContext } from '@connectrpc/connect';
 import type { Principal } from '../../channels/principal.ts';
-import type { AuthRequest } from '../auth.ts';
+import { verifiedClientCertificate, type AuthRequest } from '../auth.ts';
 
 /** The principal of a call (undefined when authentication is off). */
 export const principalKey = createContextKey<Principal | undefined>(undefined, { description: 'sluice principal' });
@@ -30,7 +30,9 @@ export function grpcAuthRequest(req: http2.Http2ServerRequest): AuthRequest {
   for (const [name, value] of Object.entries(req.headers)) if (!name.startsWith(':')) headers[name] = value;
   const url = req.url;
   const q = url.indexOf('?');
+  const certificate = verifiedClientCertificate(req.stream?.session?.socket);
   return {
+    ...(certificate === undefined ? {} : { clientCertificate: certificate }),
     headers,
     url,
     query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)),

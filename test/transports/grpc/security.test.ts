@@ -191,6 +191,10 @@ describe('TLS and mTLS (HTTP/2 for gRPC)', () => {
       const withCert = JSON.parse((await execFileAsync(python, [SCRIPT, String(port), pki.caCert, KEY_A, pki.clientCert, pki.clientKey], { timeout: 60_000 })).stdout);
       assert.equal(withCert.health.ok, true);
       assert.equal(withCert.bearer.ok, true);
+      // Rasa's gRPC client sends no key: a verified client certificate authenticates it.
+      assert.equal(withCert.anonymous.ok, true, 'a verified client certificate is an authentication');
+      assert.match(withCert.anonymous.body, /action_talk/);
+      assert.equal(withCert.wrong.ok, true, 'a wrong key with a verified certificate: the certificate decides');
       const without = JSON.parse((await execFileAsync(python, [SCRIPT, String(port), pki.caCert, KEY_A], { timeout: 60_000 })).stdout);
       assert.equal(without.health.ok, false);
       assert.equal(without.health.code, 'UNAVAILABLE', 'no client certificate: the handshake fails');

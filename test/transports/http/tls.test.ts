@@ -63,6 +63,14 @@ describe('HTTPS', () => {
       const ca = await pki.read(pki.caCert);
       const withCert = await get(`${url}/health`, { ca, cert: await pki.read(pki.clientCert), key: await pki.read(pki.clientKey) });
       assert.equal(withCert.status, 200);
+      // With authentication on, the verified certificate authenticates (as cert:<CN>).
+      const keyed = createHttpServer({ executor, logger: false, auth: { apiKeys: ['k'.repeat(20)] }, tls: loadTlsFiles({ certificate: pki.serverCert, keyfile: pki.serverKey, caFile: pki.caCert }) });
+      const keyedUrl = await keyed.listen({ port: 0, host: '127.0.0.1' });
+      try {
+        assert.equal((await get(`${keyedUrl}/actions`, { ca, cert: await pki.read(pki.clientCert), key: await pki.read(pki.clientKey) })).status, 200);
+      } finally {
+        await keyed.close();
+      }
       await assert.rejects(get(`${url}/health`, { ca }));
       // A certificate the CA did not sign: the server's own key pair presented as a client.
       await assert.rejects(get(`${url}/health`, { ca, cert: await pki.read(pki.caCert), key: await pki.read(pki.serverKey) }));
