@@ -1,8 +1,9 @@
 /**
  * The gRPC transport: Rasa's `ActionService`, Sluice's `sluice.v1.VoiceService` (sentences for
  * voice gateways) and `grpc.health.v1.Health`, served with Connect
- * over cleartext HTTP/2 (h2c) on its own port, so stock grpc clients (Rasa's, grpcio, grpc-js)
- * talk to it unchanged.
+ * over cleartext HTTP/2 (h2c) on its own port — or HTTP/2 over TLS, with mTLS, given `tls` — so
+ * stock grpc clients (Rasa's, grpcio, grpc-js) talk to it unchanged. With `auth`, every call but
+ * health is authenticated before it is routed (see `auth.ts`).
  * @module
  */
 
@@ -81,7 +82,7 @@ export interface GrpcServerOptions {
 /** A gRPC server for Rasa's action protocol (and Sluice's sentence service for voice gateways). */
 export interface GrpcServer {
   /**
-   * Starts listening (h2c). Port 0 picks a free port; no host means every interface (like
+   * Starts listening (h2c, or TLS with `tls`). Port 0 picks a free port; no host means every interface (like
    * Rasa's `[::]`). Resolves with the bound address.
    */
   listen(port?: number, host?: string): Promise<{ port: number; host: string }>;
