@@ -20,6 +20,7 @@ import { coreFlags } from './flags/core.ts';
 import { metricsOptionsFrom, obsFlags } from './flags/obs.ts';
 import { commandHelp, parseCommandLine } from './flags/parse.ts';
 import { redisFlags, redisOptionsFrom } from './flags/redis.ts';
+import { securityFlags, securityOptions } from './flags/security.ts';
 import { voiceChannelOptions, voiceFlags } from './flags/voice.ts';
 import { serverFlags } from './flags/server.ts';
 import type { CommandName, FlagSpec, FlagValues } from './flags/spec.ts';
@@ -28,7 +29,7 @@ import { bool, logLevel, resolveServeOptions, str } from './options.ts';
 import { examplePath, PACKAGE_ROOT } from './package-files.ts';
 
 /** Every flag of every command. */
-const FLAGS: readonly FlagSpec[] = [...coreFlags, ...serverFlags, ...redisFlags, ...voiceFlags, ...obsFlags];
+const FLAGS: readonly FlagSpec[] = [...coreFlags, ...serverFlags, ...redisFlags, ...voiceFlags, ...obsFlags, ...securityFlags];
 
 const SYNOPSIS: Record<CommandName, string> = {
   serve: 'sluice serve --actions <module> [options]',
@@ -89,6 +90,7 @@ async function runServer(command: 'serve' | 'dev', values: FlagValues): Promise<
     redis: redisOptionsFrom(values),
     voice: await voiceChannelOptions(values),
     metrics: metricsOptionsFrom(values),
+    security: securityOptions(values, command, options.host),
     logger,
     dev,
     banner: pretty && config.logger === undefined,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import fastifyStatic from '@fastify/static';
@@ -25,6 +25,7 @@ import { createGrpcServer, type GrpcServerOptions } from '../transports/grpc/ind
 import { createHttpServer, type HttpServerOptions } from '../transports/http/index.ts';
 import { connectRedisRuns, type RedisRuns } from '../stores/redis-runs.ts';
 import type { MetricsServeOptions } from './flags/obs.ts';
+import { isLoopback, type SecurityOptions } from './flags/security.ts';
 import type { VoiceServeOptions } from './flags/voice.ts';
 import { loadActionModule } from './load-actions.ts';
 import { errorLocation, syntaxErrorLocation } from './logging.ts';
@@ -79,6 +80,8 @@ export interface ServeOptions {
   voice?: VoiceServeOptions;
   /** Prometheus metrics: on the HTTP port at `path` (default `/metrics`), on a port of their own, or `false`. */
   metrics?: MetricsServeOptions;
+  /** Authentication, TLS, CORS and listing, for both listeners (see `flags/security.ts`). */
+  security?: SecurityOptions;
 }
 
 /** A running server. */
@@ -119,7 +122,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     observers: [...(options.executor?.observers ?? []), ...(metrics === undefined ? [] : [metrics])],
   });
   metrics?.attach(executor);
-  const http = createHttpServer({ ...options.http, executor, apps: options.apps });
+  const security = options.security ?? {};
+  // The playground's own files stay reachable without a key (they hold no data); its API calls do not.
+  const publicPaths = options.playground === true && existsSync(WEB_ROOT) ? ['/', ...readdirSync(WEB_ROOT).map((name) => `/${name}`)] : [];
+  const auth = security.auth === undefined ? undefined : { ...security.auth, publicPaths };
+  const http = createHttpServer({ ...options.http, executor, apps: options.apps, auth, cors: security.cors, tls: security.tls });
   if (options.logRequests === true) logEachRequest(http, logger);
   const metricsServer = metrics !== undefined && metricsOption !== false && metricsOption.port !== undefined ? createMetricsServer(metrics, metricsOption.path) : undefined;
   if (metrics !== undefined && metricsOption !== false && metricsServer === undefined) registerMetricsRoute(http, metrics, metricsOption.path);
@@ -135,9 +142,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   await http.register(sentenceRoutes, { executor });
   const voice = new VoiceChannel({ ...options.voice, executor, logger });
   http.addHook('onClose', async () => voice.close());
-  await http.register(voiceWsRoutes, { channel: voice });
+  await http.register(voiceWsRoutes, { channel: voice, listing: security.listing === true });
   if (options.playground === true) await registerPlayground(http, executor, exports, logger);
-  const grpc = createGrpcServer({ ...options.grpc, executor, logger, voice });
+  const grpc = createGrpcServer({ ...options.grpc, executor, logger, voice, auth: security.auth, tls: security.tls });
   try {
     await http.listen({ port: options.port, host: options.host });
   } catch (error) {
@@ -173,8 +180,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         throw new SluiceError('unavailable', `Cannot listen for metrics on ${options.host}:${metricsOption.port}: ${(error as Error).message}`, { cause: error });
       }
       const bound = metricsServer.server.address();
-      metricsUrl = `http://${host}:${typeof bound === 'object' && bound !== null ? bound.port : metricsOption.port}${metricsOption.path}`;
-    } else metricsUrl = `http://${host}:${httpPort}${metricsOption.path}`;
+      metricsUrl = `${security.tls === undefined || metricsServer !== undefined ? 'http' : 'https'}://${host}:${typeof bound === 'object' && bound !== null ? bound.port : metricsOption.port}${metricsOption.path}`;
+    } else metricsUrl = `${security.tls === undefined || metricsServer !== undefined ? 'http' : 'https'}://${host}:${httpPort}${metricsOption.path}`;
   }
   const closeListeners = async (): Promise<void> => {
     watcher?.close();
@@ -184,7 +191,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   };
   return {
     executor,
-    httpUrl: `http://${host}:${httpPort}`,
+    httpUrl: `${security.tls === undefined ? 'http' : 'https'}://${host}:${httpPort}`,
     grpcAddress: `${host}:${grpcPort}`,
     chatAction,
     ...(metricsUrl === undefined ? {} : { metricsUrl }),
@@ -308,6 +315,12 @@ export async function serve(options: ServeCommandOptions): Promise<void> {
     if (options.dev) out.write(`  try:   npx sluice chat --url ${server.httpUrl}\n`);
   } else {
     logger.info({ ...urls, actions: names, dev: options.dev === true }, `Sluice ${what} listening on ${server.httpUrl} (gRPC ${server.grpcAddress})`);
+  }
+  const security = options.security ?? {};
+  if (security.auth !== undefined) {
+    logger.info({ apiKeys: security.auth.apiKeys?.length ?? 0, tokenName: security.auth.tokenName ?? 'token' }, 'Authentication on: Authorization: Bearer <key>, ?token=<key>, or Basic');
+  } else if (!isLoopback(options.host)) {
+    logger.warn({ host: options.host }, `Serving on ${options.host} WITHOUT AUTHENTICATION: anyone who can reach the port can run actions and read runs. Give --api-key.`);
   }
   const drainMs = (options.drainTimeoutSeconds ?? 10) * 1000;
   let stopping = false;

@@ -335,6 +335,11 @@ export class ActionExecutor {
     return run.cancelDelivery(new SluiceError('cancelled', 'Barge-in: the user interrupted the response', { details: { reason: 'barge_in' } }));
   }
 
+  /** The run streaming `responseId` on this instance (what an ack would cancel), if any. */
+  runOfStream(responseId: string): Run | undefined {
+    return this.#registry.lookup(responseId);
+  }
+
   /**
    * Stops a run (stop button). `reason` is a message (the cancel is recorded with reason `stop`)
    * or the error to record as is (e.g. a `barge_in` or `disconnect` one). Returns false when the

@@ -10,6 +10,10 @@
  * - the query parameter `token` (or the name set with `tokenName`) — Rasa's `action_endpoint.token`
  *   / `token_name`, and the only way a browser can authenticate a WebSocket.
  *
+ * - a client certificate verified by the `--ssl-ca-file` CA (mTLS): Rasa's gRPC client
+ *   authenticates this way (it sends no key), as the principal `cert:<subject CN>`. It is tried
+ *   after the keys and the hook.
+ *
  * Keys are compared in constant time: each candidate's SHA-256 against every configured key's
  * SHA-256 with `crypto.timingSafeEqual`, with no early exit, so neither the length nor the prefix
  * of a key leaks through timing.
@@ -34,6 +38,8 @@ export interface AuthRequest {
   remoteAddress: string | undefined;
   /** `http`, `websocket` (an upgrade request) or `grpc`. */
   transport: 'http' | 'websocket' | 'grpc';
+  /** The client certificate, when the connection is TLS with a certificate the server's CA verified. */
+  clientCertificate?: { subject: string; fingerprint256: string };
 }
 
 /**
@@ -153,6 +159,8 @@ export class Authenticator {
         onHookError?.(error);
       }
     }
+    const certificate = request.clientCertificate;
+    if (certificate !== undefined) return { ok: true, principal: { id: `cert:${certificate.subject}`, fingerprint256: certificate.fingerprint256 } };
     return { ok: false, failure: candidates.length === 0 && !hasAuthorization(request) ? 'missing' : 'invalid' };
   }
 
@@ -189,6 +197,19 @@ export class Authenticator {
   }
 }
 
+/**
+ * The verified client certificate of a TLS socket (mTLS), for {@link AuthRequest.clientCertificate};
+ * undefined for plain connections and unverified or absent certificates.
+ */
+export function verifiedClientCertificate(socket: unknown): AuthRequest['clientCertificate'] {
+  const tls = socket as { authorized?: boolean; getPeerCertificate?: () => { subject?: { CN?: unknown }; fingerprint256?: string } } | null;
+  if (tls === null || typeof tls !== 'object' || tls.authorized !== true || typeof tls.getPeerCertificate !== 'function') return undefined;
+  const cert = tls.getPeerCertificate();
+  if (cert === undefined || cert === null || typeof cert.fingerprint256 !== 'string') return undefined;
+  const cn = cert.subject?.CN;
+  return { subject: typeof cn === 'string' ? cn : Array.isArray(cn) ? String(cn[0]) : cert.fingerprint256, fingerprint256: cert.fingerprint256 };
+}
+
 function first(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
@@ -198,8 +219,9 @@ function hasAuthorization(request: AuthRequest): boolean {
 }
 
 /** The public message of a refused request. */
-export function unauthenticatedMessage(failure: AuthFailure, tokenName: string): string {
-  return failure === 'missing'
-    ? `Authentication required: send 'Authorization: Bearer <api key>' (or Basic auth with the key as password, or ?${tokenName}=<api key>)`
-    : 'Authentication failed: the credentials sent are not valid';
+export function unauthenticatedMessage(failure: AuthFailure, tokenName: string, transport: 'http' | 'grpc' = 'http'): string {
+  if (failure === 'invalid') return 'Authentication failed: the credentials sent are not valid';
+  return transport === 'grpc'
+    ? "Authentication required: send the metadata 'authorization: Bearer <api key>' (or Basic with the key as password)"
+    : `Authentication required: send 'Authorization: Bearer <api key>' (or Basic auth with the key as password, or ?${tokenName}=<api key>)`;
 }

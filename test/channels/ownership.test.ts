@@ -90,6 +90,26 @@ describe('ownership of chats, voice sessions and app instances', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('every plugin route (registered after the server was built) needs credentials', async () => {
+    for (const path of ['/api/chat/x/messages', '/voice/history', `/voice/history/${randomUUID()}`, `/runs/${randomUUID()}/sentences`, '/apps/x/state', '/apps/x/runs']) {
+      const res = await fetch(`${url}${path}`);
+      assert.equal(res.status, 401, path);
+      assert.equal(((await res.json()) as { code: string }).code, 'unauthenticated');
+    }
+    const post = await fetch(`${url}/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'x', messages: [userMessage('hi')] }) });
+    assert.equal(post.status, 401);
+    const refused = await new Promise<number>((resolve, reject) => {
+      const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/voice/ws`);
+      socket.once('open', () => reject(new Error('the voice socket opened without credentials')));
+      socket.once('unexpected-response', (_req, res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      socket.once('error', () => {});
+    });
+    assert.equal(refused, 401);
+  });
+
   it('POST /api/chat with someone else’s chat id neither cancels their answer nor replaces their history', async () => {
     const chatId = `chat-${randomUUID()}`;
     const post = (key: string, text: string): Promise<Response> =>

@@ -23,6 +23,19 @@ export interface VoiceSessionLookup {
   session(id: string): VoiceSession | undefined;
 }
 
+/**
+ * The sessions of `lookup` that `owner` may control: someone else's session is not found, exactly
+ * like an unknown one (both anonymous, or the same principal, may).
+ */
+export function ownedSessions(lookup: VoiceSessionLookup, owner: string | undefined): VoiceSessionLookup {
+  return {
+    session(id) {
+      const found = lookup.session(id);
+      return found !== undefined && found.owner === owner ? found : undefined;
+    },
+  };
+}
+
 /** What a control command did, as the HTTP route answers it. */
 export interface VoiceControlResult {
   sessionId: string;

@@ -17,7 +17,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { HTTP_STATUS, SluiceError } from '../../protocol/errors.ts';
 import { mayAccess, ownerOf } from '../principal.ts';
 import { VoiceChannel } from './channel.ts';
-import { VOICE_COMMANDS, controlVoiceSession } from './control.ts';
+import { VOICE_COMMANDS, controlVoiceSession, ownedSessions } from './control.ts';
 import type { VoiceChannelOptions } from './channel.ts';
 
 /** Options of {@link voiceWsRoutes}. */
@@ -94,9 +94,7 @@ export const voiceWsRoutes: FastifyPluginAsync<VoiceWsRoutesOptions> = async (ap
       }
       try {
         // Another principal's session is answered exactly like an unknown one.
-        const owner = ownerOf(request);
-        const mine = { session: (id: string) => { const found = channel.session(id); return found !== undefined && mayAccess(found.owner, owner) ? found : undefined; } };
-        return controlVoiceSession(mine, sessionId, command, (body as { played?: unknown }).played);
+        return controlVoiceSession(ownedSessions(channel, ownerOf(request)), sessionId, command, (body as { played?: unknown }).played);
       } catch (thrown) {
         const error = SluiceError.from(thrown);
         // A command that does not fit the session's state now: a conflict, not a malformed request.

@@ -14,6 +14,8 @@ import type { ActionExecutor } from '../../runtime/executor.ts';
 import { traceHeadersOf } from '../../runtime/observer.ts';
 import type { Run } from '../../runtime/run.ts';
 import type { Logger } from '../../runtime/logger.ts';
+import { ackOwned } from '../../channels/principal.ts';
+import { ownerOfCall } from './auth.ts';
 import {
   chunkEndMessage,
   chunkMessage,
@@ -49,12 +51,13 @@ export function actionServiceImpl(executor: ActionExecutor, logger: Logger): Ser
     },
 
     webhookStream(request, context) {
-      return streamRun(executor, requestToActionCall(request), request.nextAction, context.signal);
+      return streamRun(executor, requestToActionCall(request), request.nextAction, context.signal, ownerOfCall(context));
     },
 
-    async ackStreamChunks(request) {
+    async ackStreamChunks(request, context) {
       // Unknown ids are normal (the stream already ended); the executor logs them at debug.
-      await executor.acknowledge(request.responseId);
+      // Someone else's stream is treated as unknown: the ack does nothing.
+      await ackOwned(executor, ownerOfCall(context), request.responseId);
       return EMPTY;
     },
 
@@ -132,8 +135,9 @@ async function* streamRun(
   call: Record<string, unknown>,
   requestAction: string,
   signal: AbortSignal,
+  owner: string | undefined,
 ): AsyncGenerator<WebhookStreamEvent> {
-  const run = executor.start(call, { streaming: true, signal, transport: 'grpc' });
+  const run = executor.start(call, { streaming: true, signal, owner, transport: 'grpc' });
   const sub = run.subscribe({ signal });
   const translator = new RasaStreamTranslator(run, requestAction);
   try {

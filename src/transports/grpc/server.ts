@@ -1,19 +1,24 @@
 /**
  * The gRPC transport: Rasa's `ActionService`, Sluice's `sluice.v1.VoiceService` (sentences for
  * voice gateways) and `grpc.health.v1.Health`, served with Connect
- * over cleartext HTTP/2 (h2c) on its own port, so stock grpc clients (Rasa's, grpcio, grpc-js)
- * talk to it unchanged.
+ * over cleartext HTTP/2 (h2c) on its own port — or HTTP/2 over TLS, with mTLS, given `tls` — so
+ * stock grpc clients (Rasa's, grpcio, grpc-js) talk to it unchanged. With `auth`, every call but
+ * health is authenticated before it is routed (see `auth.ts`).
  * @module
  */
 
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { Code, ConnectError, createConnectRouter } from '@connectrpc/connect';
+import { Code, ConnectError, createConnectRouter, createContextValues } from '@connectrpc/connect';
 import { createMethodUrl, type UniversalServerRequest, type UniversalServerResponse } from '@connectrpc/connect/protocol';
 import { compressionGzip, universalRequestFromNodeRequest } from '@connectrpc/connect-node';
 import type { ActionExecutor } from '../../runtime/executor.ts';
 import type { Logger } from '../../runtime/logger.ts';
+import type { Principal } from '../../channels/principal.ts';
+import { Authenticator, unauthenticatedMessage, type AuthOptions } from '../auth.ts';
+import { serverTlsOptions, type TlsOptions } from '../tls.ts';
 import { actionServiceImpl, healthServiceImpl, type HealthState } from './action-service.ts';
+import { grpcAuthRequest, isOpenMethod, principalKey } from './auth.ts';
 import { ActionService } from './gen/action_webhook_pb.ts';
 import { Health } from './gen/health_pb.ts';
 import { VoiceService } from './gen/sluice_voice_pb.ts';
@@ -66,12 +71,21 @@ export interface GrpcServerOptions {
   closeTimeoutMs?: number;
   /** The voice sockets `VoiceService`'s speech controls act on (a `VoiceChannel`). Default: none (UNIMPLEMENTED). */
   voice?: VoiceSessionLookup;
+  /**
+   * Authentication of every method but `grpc.health.v1.Health`: the `authorization` metadata
+   * (`Bearer <key>`, or Basic), or your `authenticate` hook (see `src/transports/auth.ts`).
+   * Runs belong to the caller's principal: someone else's run is NOT_FOUND, their stream's ack a
+   * no-op. Off without keys or a hook.
+   */
+  auth?: AuthOptions;
+  /** TLS (and mTLS with `ca`): the server speaks HTTP/2 over TLS instead of h2c. */
+  tls?: TlsOptions;
 }
 
 /** A gRPC server for Rasa's action protocol (and Sluice's sentence service for voice gateways). */
 export interface GrpcServer {
   /**
-   * Starts listening (h2c). Port 0 picks a free port; no host means every interface (like
+   * Starts listening (h2c, or TLS with `tls`). Port 0 picks a free port; no host means every interface (like
    * Rasa's `[::]`). Resolves with the bound address.
    */
   listen(port?: number, host?: string): Promise<{ port: number; host: string }>;
@@ -82,8 +96,8 @@ export interface GrpcServer {
   close(): Promise<void>;
   /** The request handler, to serve these services from an HTTP/2 server of your own. */
   readonly handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
-  /** The underlying HTTP/2 server. */
-  readonly server: http2.Http2Server;
+  /** The underlying HTTP/2 server (an `Http2SecureServer` with `tls`). */
+  readonly server: http2.Http2Server | http2.Http2SecureServer;
 }
 
 /**
@@ -100,6 +114,8 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const { executor } = options;
   const logger = options.logger ?? executor.logger;
   const closeTimeoutMs = options.closeTimeoutMs ?? 5_000;
+  const authenticator = new Authenticator(options.auth);
+  const tls = options.tls === undefined ? undefined : serverTlsOptions('createGrpcServer', options.tls);
   const shutdown = new AbortController();
   const lifecycle = executor.lifecycle;
   let open = true;
@@ -150,6 +166,30 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     const url = req.url;
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
+    if (!authenticator.enabled || isOpenMethod(path)) {
+      serve(req, res, path, undefined);
+      return;
+    }
+    // Before routing: an unauthenticated caller learns nothing, not even which methods exist.
+    void authenticator
+      .authenticate(grpcAuthRequest(req), (error) => logger.warn({ err: error, path }, 'authenticate hook failed'))
+      .then((result) => {
+        if (result.ok) serve(req, res, path, result.principal);
+        else {
+          logger.debug({ path, failure: result.failure }, 'gRPC call refused: not authenticated');
+          trailersOnly(res, Code.Unauthenticated, unauthenticatedMessage(result.failure, authenticator.tokenName, 'grpc'));
+          // The request was not read: tell the client to stop sending it (see closeUnread).
+          if (!req.complete) setImmediate(() => res.stream.destroyed || res.stream.close(http2.constants.NGHTTP2_NO_ERROR));
+        }
+      })
+      .catch((error: unknown) => {
+        logger.error({ err: error, path }, 'gRPC call failed');
+        trailersOnly(res, Code.Internal, 'internal error');
+      });
+  };
+
+  const serve = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, path: string, principal: Principal | undefined): void => {
+    const url = req.url;
     const route = routes.get(path);
     if (route === undefined) {
       trailersOnly(res, Code.Unimplemented, `unknown method ${url}`);
@@ -161,7 +201,8 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     }
     let universal: ReturnType<typeof universalRequestFromNodeRequest>;
     try {
-      universal = universalRequestFromNodeRequest(req, res, undefined, undefined);
+      const values = principal === undefined ? undefined : createContextValues().set(principalKey, principal);
+      universal = universalRequestFromNodeRequest(req, res, undefined, values);
     } catch (error) {
       // E.g. a request without :authority; answer it rather than throw out of the server.
       logger.debug({ err: error, path: url }, 'gRPC request rejected');
@@ -181,7 +222,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       });
   };
 
-  const server = http2.createServer(handler);
+  const server = tls === undefined ? http2.createServer(handler) : http2.createSecureServer({ ...tls, allowHTTP1: false }, handler);
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (session) => {
     sessions.add(session);

@@ -28,7 +28,7 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
 import { parseSegmenterOptions, sentenceGate, sentenceViewOf, type SentenceViewItem } from '../../channels/voice/sentence-view.ts';
 import type { SentenceEvent } from '../../channels/voice/sentences.ts';
-import { controlVoiceSession, type VoiceCommand, type VoiceSessionLookup } from '../../channels/voice/control.ts';
+import { controlVoiceSession, ownedSessions, type VoiceCommand, type VoiceSessionLookup } from '../../channels/voice/control.ts';
 import type { PlayedReport } from '../../channels/voice/history.ts';
 import { SluiceError } from '../../protocol/errors.ts';
 import type { RunEndReason } from '../../protocol/events.ts';
@@ -37,6 +37,8 @@ import { traceHeadersOf } from '../../runtime/observer.ts';
 import type { Run } from '../../runtime/run.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
 import type { SentenceStreamOptions } from '../../text/options.ts';
+import { ownedRun } from '../../channels/principal.ts';
+import { ownerOfCall } from './auth.ts';
 import { requestToActionCall, statusError, statusForError, webhookResponse, type GrpcStatus } from './convert.ts';
 import type {
   FollowSentencesRequest,
@@ -148,7 +150,7 @@ async function* streamSentences(
   const call = request.call;
   if (call === undefined) throw new ConnectError("StreamSentences: 'call' is required (a Rasa WebhookRequest)", Code.InvalidArgument);
   const segmenter = segmenterOf('StreamSentences', request.segmenter);
-  const run = executor.start(requestToActionCall(call), { streaming: true, signal: context.signal, transport: 'grpc', traceHeaders: traceHeadersOf(context.requestHeader) });
+  const run = executor.start(requestToActionCall(call), { streaming: true, signal: context.signal, owner: ownerOfCall(context), transport: 'grpc', traceHeaders: traceHeadersOf(context.requestHeader) });
   context.responseHeader.set(RUN_ID_METADATA, run.id);
   try {
     yield* sentenceStream(run, run.subscribe({ signal: context.signal }), segmenter, -1, call.nextAction, context.signal);
@@ -166,9 +168,10 @@ async function* followSentences(
   const runId = request.runId;
   if (runId === '') throw new ConnectError("FollowSentences: 'run_id' is required", Code.InvalidArgument);
   const segmenter = segmenterOf('FollowSentences', request.segmenter);
+  // Someone else's run is answered exactly like an unknown one.
   let run: Run | undefined;
   try {
-    run = await executor.findRun(runId);
+    run = await ownedRun(executor, ownerOfCall(context), runId);
   } catch (thrown) {
     throw statusOf(SluiceError.from(thrown), 'FollowSentences');
   }
@@ -201,13 +204,14 @@ const CONTROL_STATUS: Partial<Record<string, Code>> = {
   invalid_argument: Code.InvalidArgument,
 };
 
-function controlSpeech(voice: VoiceSessionLookup | undefined, method: string, command: VoiceCommand, request: SpeechControlRequest): SpeechControlResponse {
+function controlSpeech(voice: VoiceSessionLookup | undefined, method: string, command: VoiceCommand, request: SpeechControlRequest, owner: string | undefined): SpeechControlResponse {
   if (voice === undefined) throw new ConnectError(`${method}: this server has no voice socket`, Code.Unimplemented);
   if (request.sessionId === '') throw new ConnectError(`${method}: 'session_id' is required`, Code.InvalidArgument);
   const played = playedReport(request.played);
   if (command === 'resume' && played !== undefined) throw new ConnectError(`${method}: 'played' is not accepted`, Code.InvalidArgument);
   try {
-    const r = controlVoiceSession(voice, request.sessionId, command, played);
+    // Someone else's session is answered exactly like an unknown one.
+    const r = controlVoiceSession(ownedSessions(voice, owner), request.sessionId, command, played);
     return {
       $typeName: 'sluice.v1.SpeechControlResponse',
       sessionId: r.sessionId,
@@ -231,8 +235,8 @@ export function voiceServiceImpl(executor: ActionExecutor, voice?: VoiceSessionL
   return {
     streamSentences: (request, context) => streamSentences(executor, request, context),
     followSentences: (request, context) => followSentences(executor, request, context),
-    pauseSpeech: (request) => controlSpeech(voice, 'PauseSpeech', 'pause', request),
-    resumeSpeech: (request) => controlSpeech(voice, 'ResumeSpeech', 'resume', request),
-    interruptSpeech: (request) => controlSpeech(voice, 'InterruptSpeech', 'interrupt', request),
+    pauseSpeech: (request, context) => controlSpeech(voice, 'PauseSpeech', 'pause', request, ownerOfCall(context)),
+    resumeSpeech: (request, context) => controlSpeech(voice, 'ResumeSpeech', 'resume', request, ownerOfCall(context)),
+    interruptSpeech: (request, context) => controlSpeech(voice, 'InterruptSpeech', 'interrupt', request, ownerOfCall(context)),
   };
 }

@@ -25,6 +25,7 @@ import { traceHeadersOf } from '../../runtime/observer.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
 import { RasaStreamTranslator } from './action-service.ts';
+import { principalKey } from './auth.ts';
 import { requestToActionCall } from './convert.ts';
 import { encodeFrames } from './frames.ts';
 import { WebhookRequestSchema, type WebhookRequest, type WebhookStreamEvent } from './gen/action_webhook_pb.ts';
@@ -140,7 +141,8 @@ export function createWebhookStreamHandler(
       meter.readers++;
       try {
         const call = await readRequest(body as AsyncIterable<Uint8Array>, encoding === 'gzip', readMaxBytes);
-        const run = executor.start(requestToActionCall(call), { streaming: true, signal, transport: 'grpc', traceHeaders: traceHeadersOf(request.header) });
+        const owner = request.contextValues?.get(principalKey)?.id;
+        const run = executor.start(requestToActionCall(call), { streaming: true, signal, owner, transport: 'grpc', traceHeaders: traceHeadersOf(request.header) });
         sub = run.subscribe({ signal });
         const translator = new RasaStreamTranslator(run, call.nextAction);
         while (!translator.ended) {

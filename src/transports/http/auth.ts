@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../../runtime/logger.ts';
 import { setPrincipal } from '../../channels/principal.ts';
 import { isWebSocketUpgrade, refuseRequest } from '../../channels/request-hooks.ts';
-import { Authenticator, unauthenticatedMessage, type AuthRequest } from '../auth.ts';
+import { Authenticator, unauthenticatedMessage, verifiedClientCertificate, type AuthRequest } from '../auth.ts';
 
 export { ownerOf, owns, principalOf } from '../../channels/principal.ts';
 
@@ -20,7 +20,9 @@ export { ownerOf, owns, principalOf } from '../../channels/principal.ts';
 export function authRequestOf(request: FastifyRequest): AuthRequest {
   const url = request.url;
   const q = url.indexOf('?');
+  const certificate = verifiedClientCertificate(request.raw.socket);
   return {
+    ...(certificate === undefined ? {} : { clientCertificate: certificate }),
     headers: request.headers,
     url,
     query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)),

@@ -69,7 +69,10 @@ describe('HTTP authentication', () => {
       server: {
         auth: {
           apiKeys: [KEY_A, { key: KEY_B, principal: 'user-b' }],
-          authenticate: (request) => (request.headers['x-test-user'] === 'jwt-user' ? { id: 'jwt-user' } : null),
+          authenticate: (request) => {
+            if (request.headers['x-test-user'] === 'boom') throw new Error('token service down');
+            return request.headers['x-test-user'] === 'jwt-user' ? { id: 'jwt-user' } : null;
+          },
         },
       },
     });
@@ -105,6 +108,12 @@ describe('HTTP authentication', () => {
     }
   });
 
+  it('a failing authenticate hook refuses the request (401), never a 500', async () => {
+    const res = await fetch(`${server.url}/actions`, { headers: { 'x-test-user': 'boom' } });
+    assert.equal(res.status, 401);
+    assert.equal(((await res.json()) as { code: string }).code, 'unauthenticated');
+  });
+
   it('refuses a wrong key, a key in the wrong scheme, and a prefix of a key', async () => {
     for (const authorization of [`Bearer ${KEY_A}x`, `Bearer ${KEY_A.slice(0, -1)}`, `Token ${KEY_A}`, basic(KEY_A, 'wrong')]) {
       const res = await fetch(`${server.url}/actions`, { headers: { authorization } });
@@ -126,6 +135,18 @@ describe('HTTP authentication', () => {
     assert.throws(() => new Authenticator({ apiKeys: ['short'] }), (e: unknown) => SluiceError.isInstance(e) && /at least 16/.test(e.message));
     assert.throws(() => new Authenticator({ tokenName: 'a b' }), /tokenName/);
     assert.equal(new Authenticator({}).enabled, false);
+  });
+
+  it('keys given one principal authenticate as it (rotation keeps access to runs); other keys are their own', async () => {
+    const auth = new Authenticator({ apiKeys: [{ key: KEY_A, principal: 'web' }, { key: KEY_B, principal: 'web' }, `${KEY_A}-other`] });
+    const idOf = async (key: string) => {
+      const result = await auth.authenticate({ headers: { authorization: `Bearer ${key}` }, url: '/', query: new URLSearchParams(), method: 'GET', remoteAddress: undefined, transport: 'http' });
+      return result.ok ? result.principal?.id : null;
+    };
+    assert.equal(await idOf(KEY_A), 'web');
+    assert.equal(await idOf(KEY_B), 'web');
+    assert.match(String(await idOf(`${KEY_A}-other`)), /^key-[0-9a-f]{12}$/);
+    assert.equal(await idOf('not-a-key-not-a-key'), null);
   });
 });
 
