@@ -103,7 +103,7 @@ describe('sluice command line', { concurrency: 2 }, () => {
     const flags = [...coreFlags, ...serverFlags].filter((spec) => spec.commands.includes('serve'));
     assert.ok(flags.length > 15);
     for (const spec of flags) {
-      const row = stdout.split('\n').find((line) => line.startsWith('  ') && new RegExp(`--${spec.name}\\b`).test(line));
+      const row = stdout.split('\n').find((line) => new RegExp(`^\\s+(?:-\\w, )?--${spec.name}\\b`).test(line));
       assert.ok(row !== undefined, `--${spec.name} is listed:\n${stdout}`);
       if (spec.env !== undefined) assert.match(row, new RegExp(`env ${spec.env}\\b`), `--${spec.name} names ${spec.env}`);
     }
