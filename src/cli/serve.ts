@@ -19,8 +19,6 @@ import { uiMessageRoutes } from '../channels/ui-message/index.ts';
 import { sentenceRoutes, voiceWsRoutes } from '../channels/voice/index.ts';
 import { loadActionModule } from './load-actions.ts';
 import type { MetricsServeOptions } from './flags/obs.ts';
-import { SluiceMetrics } from '../obs/metrics.ts';
-import { createMetricsServer, registerMetricsRoute } from '../obs/route.ts';
 import { startOtelFromEnv } from '../obs/otel.ts';
 
 /** The playground page: plain files, no build step, shipped beside `src/` and `dist/`. */
@@ -68,6 +66,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const { actions, exports } = await loadActionModule(options.actions);
   const otel = await startOtelFromEnv(process.env, logger);
   const metricsOption = options.metrics ?? { path: '/metrics' };
+  // Loaded here, not at the top: `sluice` commands that start no server do not pay for prom-client.
+  const { SluiceMetrics, createMetricsServer, registerMetricsRoute } = await import('../obs/index.ts');
   const metrics = metricsOption === false ? undefined : new SluiceMetrics();
   const executor = new ActionExecutor({ actions, logger, observers: metrics === undefined ? [] : [metrics] });
   metrics?.attach(executor);
