@@ -13,9 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppRegistry } from '../app/registry.ts';
 import { uiMessageRoutes } from '../channels/ui-message/index.ts';
 import { VoiceChannel, sentenceRoutes, voiceWsRoutes } from '../channels/voice/index.ts';
-import { SluiceMetrics } from '../obs/metrics.ts';
 import { startOtelFromEnv } from '../obs/otel.ts';
-import { createMetricsServer, registerMetricsRoute } from '../obs/route.ts';
 import { SluiceError } from '../protocol/errors.ts';
 import type { ActionDefinition } from '../runtime/action.ts';
 import { ActionExecutor, type ExecutorOptions } from '../runtime/executor.ts';
@@ -112,6 +110,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const shared: RedisRuns | undefined = options.redis === undefined ? undefined : await connectRedisRuns({ ...options.redis, logger });
   const otel = await startOtelFromEnv(process.env, logger);
   const metricsOption = options.metrics ?? { path: '/metrics' };
+  // Loaded here, not at the top: `sluice` commands that start no server do not pay for prom-client.
+  const { SluiceMetrics, createMetricsServer, registerMetricsRoute } = await import('../obs/index.ts');
   const metrics = metricsOption === false ? undefined : new SluiceMetrics();
   const executor = new ActionExecutor({
     ...options.executor,

@@ -155,7 +155,16 @@ describe('GET /metrics', () => {
     try {
       assert.equal(onHttp.metricsUrl, `${onHttp.httpUrl}/metrics`);
       await postJson(`${onHttp.httpUrl}/webhook`, call('action_hello'));
+      // A run read as sentences: the first sentence is timed.
+      const streamed = await openSse(`${onHttp.httpUrl}/webhook/stream?detach=true`, { body: call('action_count') });
+      const runId = streamed.res.headers['x-sluice-run-id'] as string;
+      await streamed.done();
+      const sentences = await openSse(`${onHttp.httpUrl}/runs/${runId}/sentences`);
+      await sentences.done();
+      assert.match(sentences.text, /one two/);
       const samples = await scrape(onHttp.metricsUrl!);
+      assert.equal(valueOf(samples, 'sluice_time_to_first_sentence_seconds_count', { transport: 'http-sse' }), 1);
+      assert.equal(valueOf(samples, 'sluice_time_to_first_chunk_seconds_count', { transport: 'http-sse' }), 1);
       assert.equal(valueOf(samples, 'sluice_runs_started_total', { transport: 'http-webhook', action: 'action_hello' }), 1);
       assert.ok(samples.some((s) => s.name === 'process_cpu_user_seconds_total'), 'process metrics');
     } finally {

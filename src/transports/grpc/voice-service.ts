@@ -110,6 +110,7 @@ async function* sentenceStream(
       switch (item.type) {
         case 'sentence':
           if (!maySpeak()) break;
+          if (item.index === 0) run.mark('sentence');
           yield sentenceMessage(item);
           break;
         case 'result':
