@@ -17,7 +17,7 @@ import type { AppRegistry } from '../app/registry.ts';
 import { createHttpServer } from '../transports/http/index.ts';
 import { uiMessageRoutes } from '../channels/ui-message/index.ts';
 import { sentenceRoutes, voiceWsRoutes } from '../channels/voice/index.ts';
-import { connectRedisRuns, type RedisRuns } from '../stores/redis-runs.ts';
+import type { RedisRuns } from '../stores/redis-runs.ts';
 import { loadActionModule } from './load-actions.ts';
 
 /** The playground page: plain files, no build step, shipped beside `src/` and `dist/`. */
@@ -62,13 +62,19 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const logger = options.logger ?? createLogger();
   const { actions, exports } = await loadActionModule(options.actions);
   // Several instances: connect first, so an unreachable Redis stops the start with its URL named.
-  const shared: RedisRuns | undefined = options.redis === undefined ? undefined : await connectRedisRuns({ ...options.redis, logger });
+  // Loaded only then: a server without Redis does not pay for the client's import.
+  const redis = options.redis === undefined ? undefined : await import('../stores/redis-index.ts');
+  const shared: RedisRuns | undefined = redis === undefined ? undefined : await redis.connectRedisRuns({ ...options.redis!, logger });
   const executor = new ActionExecutor({ actions, logger, shared });
   const http = createHttpServer({ executor, apps: options.apps });
   // AI SDK front ends (useChat) talk to /api/chat; it answers with the assistant action when the
   // module has one, else with the chat action.
   const chatAction = ['action_assistant', 'action_chat'].find((name) => executor.getAction(name) !== undefined);
-  if (chatAction !== undefined) await http.register(uiMessageRoutes, { executor, action: chatAction });
+  if (chatAction !== undefined) {
+    // Several instances: chats and their answers in progress are shared too.
+    const store = shared === undefined ? undefined : new redis!.RedisChatStore(shared);
+    await http.register(uiMessageRoutes, { executor, action: chatAction, store });
+  }
   // Voice: sentences of any run as SSE, and the voice socket (sentences + embedded TTS audio).
   await http.register(sentenceRoutes, { executor });
   await http.register(voiceWsRoutes, { executor });

@@ -232,6 +232,16 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
     this.#watch.unref();
   }
 
+  /** TTL of a running run's keys, in ms. */
+  get runningTtlMs(): number {
+    return this.#o.runningTtlMs;
+  }
+
+  /** Sends one command on the shared command connection (for stores beside the log, e.g. chats). */
+  command<T = unknown>(args: string[]): Promise<T> {
+    return this.#send<T>(args);
+  }
+
   /** Local runs being written, and remote runs followed. */
   get activity(): { writing: number; following: number } {
     return { writing: this.#writers.size, following: this.#tail.size };
