@@ -152,6 +152,7 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
   #connected = false;
   #closed = false;
   #lastError = 0;
+  #unreachableSince = 0;
 
   constructor(options: RedisRunsOptions) {
     if (typeof options?.url !== 'string' || !/^rediss?:\/\//.test(options.url)) {
@@ -487,28 +488,51 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
     }
   }
 
-  /** Ends the followed runs whose producing instance lost its lease. */
+  /**
+   * Ends the followed runs whose producing instance lost its lease, and those whose history
+   * vanished (Redis restarted empty); when Redis stays unreachable longer than a lease, ends every
+   * followed run with `unavailable` rather than leave its readers waiting.
+   */
   async #checkOwners(): Promise<void> {
     if (this.#closed) return;
     const byInstance = new Map<string, Opened[]>();
+    const live: Opened[] = [];
     for (const opened of this.#opened.values()) {
       if (opened.run.state === 'ended' || opened.instance === this.instanceId) continue;
+      live.push(opened);
       const list = byInstance.get(opened.instance);
       if (list === undefined) byInstance.set(opened.instance, [opened]);
       else list.push(opened);
     }
-    if (byInstance.size === 0) return;
+    if (live.length === 0) {
+      this.#unreachableSince = 0;
+      return;
+    }
     try {
       const instances = [...byInstance.keys()];
-      const alive = await Promise.all(instances.map((id) => this.#send<number>(['EXISTS', this.keys.lease(id)])));
+      const [alive, exists] = await Promise.all([
+        Promise.all(instances.map((id) => this.#send<number>(['EXISTS', this.keys.lease(id)]))),
+        Promise.all(live.map((opened) => this.#send<number>(['EXISTS', this.keys.meta(opened.run.id)]))),
+      ]);
+      this.#unreachableSince = 0;
+      live.forEach((opened, i) => {
+        if (Number(exists[i]) === 0) opened.run.fail(historyGone(opened.run.id, 'the shared log lost it'));
+      });
       const claims: Promise<unknown>[] = [];
       instances.forEach((instance, i) => {
         if (Number(alive[i]) === 1) return;
-        for (const opened of byInstance.get(instance)!) claims.push(this.#claim(opened, instance));
+        for (const opened of byInstance.get(instance)!) if (opened.run.state !== 'ended') claims.push(this.#claim(opened, instance));
       });
       await Promise.all(claims);
-    } catch {
-      // Redis unreachable: the next check retries.
+    } catch (error) {
+      const now = Date.now();
+      if (this.#unreachableSince === 0) this.#unreachableSince = now;
+      else if (now - this.#unreachableSince > this.#o.leaseMs) {
+        const lost = new SluiceError('unavailable', `The shared log (Redis) is unreachable: ${(error as Error).message}; resume later`, {
+          details: { reason: 'log_unavailable' },
+        });
+        for (const opened of live) opened.run.fail(lost);
+      }
     }
   }
 
