@@ -28,7 +28,7 @@ import { ReplicaRun, type ReplicaSource } from '../runtime/replica-run.ts';
 import type { Run, RunOptions } from '../runtime/run.ts';
 import { decodeEntry } from './redis-codec.ts';
 import { RedisKeys } from './redis-keys.ts';
-import { RunLogWriter, historyGone, type WriterContext } from './redis-log-writer.ts';
+import { APPEND_SCRIPT, RunLogWriter, XADD_MANY_SCRIPT, historyGone, type WriterContext } from './redis-log-writer.ts';
 import { StreamTail, type CommandClient } from './redis-tail.ts';
 
 /** Options of {@link connectRedisRuns}. */
@@ -224,6 +224,7 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
       throw new SluiceError('unavailable', `Cannot connect to Redis at ${redactUrl(this.#url)}: ${(error as Error).message}`, { cause: error });
     }
     this.#connected = true;
+    for (const script of [APPEND_SCRIPT, XADD_MANY_SCRIPT]) this.#shas.set(script, await this.#send<string>(['SCRIPT', 'LOAD', script]));
     await this.#subscriber.subscribe(this.keys.channel(this.instanceId), (message: string) => this.#apply(message));
     await this.#tail.start();
     await this.#beat();
@@ -280,6 +281,61 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
     return this.#client.sendCommand(args, { timeout: this.#o.writeTimeoutMs }) as Promise<T>;
   }
 
+  readonly #shas = new Map<string, string>();
+
+  /** A script by SHA; sent in full (and loaded again) when Redis does not know it (after a restart). */
+  async #evalScript(script: string, keys: string[], args: string[]): Promise<unknown> {
+    const sha = this.#shas.get(script);
+    if (sha !== undefined) {
+      try {
+        return await this.#send(['EVALSHA', sha, String(keys.length), ...keys, ...args]);
+      } catch (error) {
+        if (!/NOSCRIPT/.test((error as Error).message)) throw error;
+        this.#shas.delete(script);
+        void this.#send<string>(['SCRIPT', 'LOAD', script]).then((loaded) => this.#shas.set(script, loaded), () => {});
+      }
+    }
+    return this.#send(['EVAL', script, String(keys.length), ...keys, ...args]);
+  }
+
+  #xaddQueue: { log: string; id: string; fields: string[]; resolve(value: unknown): void; reject(error: Error): void }[] = [];
+
+  /** Queues an append to an existing stream; the queue goes in one call at the end of the tick. */
+  #queueXadd(log: string, id: string, fields: string[]): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      if (this.#xaddQueue.length === 0) setImmediate(() => this.#flushXadds());
+      this.#xaddQueue.push({ log, id, fields, resolve, reject });
+    });
+  }
+
+  #flushXadds(): void {
+    const queue = this.#xaddQueue;
+    this.#xaddQueue = [];
+    for (let i = 0; i < queue.length; i += 500) {
+      const part = queue.slice(i, i + 500);
+      const args = [String(this.#o.maxLen)];
+      for (const entry of part) args.push(entry.id, entry.fields[1]!, entry.fields[3] ?? '');
+      this.stats.commands++;
+      this.#evalScript(
+        XADD_MANY_SCRIPT,
+        part.map((entry) => entry.log),
+        args,
+      ).then(
+        (replies) => {
+          part.forEach((entry, j) => {
+            const reply = (replies as unknown[])[j];
+            if (reply === 1) entry.resolve(1);
+            else if (reply === 0) entry.resolve(null);
+            else entry.reject(new Error(String(reply)));
+          });
+        },
+        (error: Error) => {
+          for (const entry of part) entry.reject(error);
+        },
+      );
+    }
+  }
+
   // ── log: writing this instance's runs ────────────────────────────────────────────────────
 
   #writerContext: WriterContext | null = null;
@@ -287,6 +343,8 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
   #append(run: Run): void {
     this.#writerContext ??= {
       send: (args) => this.#send(args),
+      append: (keys, args) => this.#evalScript(APPEND_SCRIPT, keys, args),
+      xadd: (log, id, fields) => this.#queueXadd(log, id, fields),
       keys: this.keys,
       instanceId: this.instanceId,
       coalesceMs: this.#o.coalesceMs,

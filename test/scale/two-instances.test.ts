@@ -116,6 +116,8 @@ describe('two sluice serve processes sharing Redis', { skip, timeout: 120_000 },
       if (event.type === 'chunk' && acked === null) {
         const response = await fetch(`${b.http}/streams/${responseId}/ack`, { method: 'POST' });
         acked = await response.json();
+        // Not found: stop here rather than read a stream that would run for minutes.
+        if ((acked as { acknowledged?: boolean }).acknowledged !== true) await fetch(`${a.http}/runs/${started.runId}/cancel`, { method: 'POST' });
       }
     }
     assert.deepEqual(acked, { acknowledged: true, responseId });
