@@ -494,10 +494,8 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
   async #sendControl(runId: string, message: ControlMessage): Promise<boolean> {
     const [state, instance] = await this.#send<(string | null)[]>(['HMGET', this.keys.meta(runId), 'state', 'instance']);
     if (state !== 'running' || instance === null || instance === undefined) return false;
-    if (instance === this.instanceId) {
-      this.#apply(JSON.stringify(message));
-      return true;
-    }
+    // This instance's own run: the executor already tried it locally.
+    if (instance === this.instanceId) return false;
     const text = JSON.stringify(message);
     const list = this.keys.controls(instance);
     await Promise.all([
