@@ -21,7 +21,7 @@ import type { Logger } from '../runtime/logger.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { createGrpcServer, type GrpcServerOptions } from '../transports/grpc/index.ts';
 import { createHttpServer, type HttpServerOptions } from '../transports/http/index.ts';
-import { connectRedisRuns, type RedisRuns } from '../stores/redis-runs.ts';
+import type { RedisRuns } from '../stores/redis-runs.ts';
 import type { MetricsServeOptions } from './flags/obs.ts';
 import { isLoopback, type SecurityOptions } from './flags/security.ts';
 import type { VoiceServeOptions } from './flags/voice.ts';
@@ -107,7 +107,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const { actions, exports } =
     typeof options.actions === 'string' ? await loadActions(options.actions, logger) : { actions: [...options.actions], exports: {} };
   // Several instances: connect first, so an unreachable Redis stops the start with its URL named.
-  const shared: RedisRuns | undefined = options.redis === undefined ? undefined : await connectRedisRuns({ ...options.redis, logger });
+  // Loaded only then: a server without Redis does not pay for the client's import.
+  const redis = options.redis === undefined ? undefined : await import('../stores/redis-index.ts');
+  const shared: RedisRuns | undefined = redis === undefined ? undefined : await redis.connectRedisRuns({ ...options.redis!, logger });
   const otel = await startOtelFromEnv(process.env, logger);
   const metricsOption = options.metrics ?? { path: '/metrics' };
   // Loaded here, not at the top: `sluice` commands that start no server do not pay for prom-client.
@@ -136,7 +138,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       throw new SluiceError('invalid_argument', `--chat-action '${chatAction}' is not an action of the module (actions: ${executor.actions.map((a) => a.name).join(', ')})`);
     }
     const resumable = options.chatCancelOnDisconnect !== true;
-    await http.register(uiMessageRoutes, { executor, action: chatAction, resumable, ...sseOf(options.http) });
+    // Several instances: chats and their answers in progress are shared too.
+    const store = shared === undefined ? undefined : new redis!.RedisChatStore(shared);
+    await http.register(uiMessageRoutes, { executor, action: chatAction, resumable, store, ...sseOf(options.http) });
   }
   // Voice: sentences of any run as SSE, and the voice socket (sentences + embedded TTS audio).
   await http.register(sentenceRoutes, { executor });

@@ -46,8 +46,8 @@ export class ReplicaRun extends Run {
    */
   fail(error: SluiceError): void {
     if (this.state === 'ended') return;
-    if (!this.hasTerminal) this.emit({ type: 'error', code: error.code, message: error.message, reason: error.details.reason } as never);
-    this.emit({ type: 'run-end', reason: 'error' } as never);
+    if (!this.hasTerminal) this.emit({ type: 'error', code: error.code, message: error.message, reason: error.details.reason });
+    this.emit({ type: 'run-end', reason: 'error' });
   }
 
   /** Asks the owner to cancel; true unless the run has ended or a cancel was already asked for. */

@@ -14,3 +14,5 @@ export { defaultDataDir } from './sql.ts';
 export type { SQLiteOptions } from './sql.ts';
 export { RedisRuns, connectRedisRuns } from './redis-runs.ts';
 export type { RedisRunsOptions } from './redis-runs.ts';
+export { RedisChatStore } from './redis-chat-store.ts';
+export type { RedisChatStoreOptions } from './redis-chat-store.ts';

@@ -22,6 +22,13 @@ import type { RedisKeys } from './redis-keys.ts';
 export interface WriterContext {
   /** Sends one command (pipelined with the others of the same tick), with the write timeout. */
   send(args: string[]): Promise<unknown>;
+  /** Runs {@link APPEND_SCRIPT} (by its SHA, loaded once). */
+  append(keys: [string, string], args: string[]): Promise<unknown>;
+  /**
+   * Appends an entry to an existing stream, batched with the other writers' entries of the same
+   * tick into one call; resolves 1, or null when the stream is gone; rejects with Redis's error.
+   */
+  xadd(log: string, id: string, fields: string[]): Promise<unknown>;
   keys: RedisKeys;
   instanceId: string;
   coalesceMs: number;
@@ -42,10 +49,64 @@ export interface WriterContext {
 type Next = IteratorResult<SluiceEvent, undefined>;
 const TIMED_OUT = null;
 
-/** True for an event that must not wait for the coalescing window. */
+/**
+ * The first and the last append of a run, in one call each: the metadata hash with the first
+ * entry (and both keys' running TTL), the final state with the last entry (and the ended TTL).
+ * `nil` when a later entry finds the stream gone (the writer then counts its events as lost).
+ * KEYS: meta, log. ARGV: first (0/1), ended (0/1), maxLen, id, d, r ('' for none), running TTL,
+ * ended TTL, last seq, end reason, then the metadata's field/value pairs.
+ */
+export const APPEND_SCRIPT = `
+local first = ARGV[1] == '1'
+if first then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 11))
+elseif redis.call('EXISTS', KEYS[2]) == 0 then
+  return false
+end
+local x = {'XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], ARGV[4], 'd', ARGV[5]}
+if ARGV[6] ~= '' then x[#x + 1] = 'r'; x[#x + 1] = ARGV[6] end
+redis.call(unpack(x))
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], 'state', 'ended', 'last', ARGV[9], 'reason', ARGV[10])
+  redis.call('PEXPIRE', KEYS[1], ARGV[8])
+  redis.call('PEXPIRE', KEYS[2], ARGV[8])
+elseif first then
+  redis.call('PEXPIRE', KEYS[1], ARGV[7])
+  redis.call('PEXPIRE', KEYS[2], ARGV[7])
+end
+return 1
+`;
+
+/**
+ * Appends entries to several existing streams in one call (the entries of every writer of an
+ * instance issued in the same tick). KEYS: the streams; ARGV: maxLen, then per key id, d, r ('' for
+ * none). Per entry: 1, 0 when the stream is gone, or Redis's error text.
+ */
+export const XADD_MANY_SCRIPT = `
+local out = {}
+for i = 1, #KEYS do
+  local a = 2 + (i - 1) * 3
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    out[i] = 0
+  else
+    local x = {'XADD', KEYS[i], 'MAXLEN', '~', ARGV[1], ARGV[a], 'd', ARGV[a + 1]}
+    if ARGV[a + 2] ~= '' then x[#x + 1] = 'r'; x[#x + 1] = ARGV[a + 2] end
+    local ok = redis.pcall(unpack(x))
+    if type(ok) == 'table' and ok.err then out[i] = ok.err else out[i] = 1 end
+  end
+end
+return out
+`;
+
+/**
+ * True for an event that must not wait for the coalescing window: all but text chunks and what
+ * opens a run or a stream (which the first chunks follow at once).
+ */
 function flushesAtOnce(event: SluiceEvent): boolean {
-  return event.type !== 'chunk';
+  const type = event.type;
+  return type !== 'chunk' && type !== 'run-start' && type !== 'stream-start';
 }
+
 
 /** See the module notes. */
 export class RunLogWriter {
@@ -87,17 +148,32 @@ export class RunLogWriter {
       this.#pending = null;
       if (next.done === true) return;
       const batch = [next.value];
-      this.#drainInto(batch);
-      if (ctx.coalesceMs > 0 && !batch.some(flushesAtOnce)) await this.#coalesce(batch);
+      this.#drainInto(batch, 0);
+      // The first entry goes at once: it creates the run's metadata, which readers elsewhere look up.
+      if (ctx.coalesceMs > 0 && this.#created && !batch.some(flushesAtOnce)) await this.#coalesce(batch);
       for (let i = 0; i < batch.length; i += ctx.maxEventsPerEntry) this.#write(batch.slice(i, i + ctx.maxEventsPerEntry));
       while (this.#inFlight.length >= ctx.maxInFlight) await this.#inFlight[0];
       if (batch[batch.length - 1]!.type === 'run-end') return;
     }
   }
 
-  #drainInto(batch: SluiceEvent[]): void {
+  /** Adds what the run already has to `batch`, registering new streams at once (see {@link RunLogWriter.#opened}). */
+  #drainInto(batch: SluiceEvent[], from = batch.length): void {
     const more = this.#sub.drain();
     for (let i = 0; i < more.length; i++) batch.push(more[i]!);
+    for (let i = from; i < batch.length; i++) {
+      const event = batch[i]!;
+      if (event.type === 'stream-start') this.#opened(event.responseId);
+    }
+  }
+
+  /**
+   * A stream started: its responseId → runId key is written at once, not with the (coalesced)
+   * entry, so that an ack on another instance finds the run as soon as a reader has the stream.
+   */
+  #opened(responseId: string): void {
+    this.#responseIds.push(responseId);
+    this.#command(['SET', this.#ctx.keys.response(responseId), this.run.id, 'PX', String(this.#ctx.runningTtlMs)]);
   }
 
   /** Adds to `batch` what arrives within the window, until an event that flushes at once. */
@@ -113,7 +189,7 @@ export class RunLogWriter {
       if (next.done === true) return;
       const from = batch.length;
       batch.push(next.value);
-      this.#drainInto(batch);
+      this.#drainInto(batch, from);
       for (let i = from; i < batch.length; i++) if (flushesAtOnce(batch[i]!)) return;
     }
   }
@@ -124,51 +200,47 @@ export class RunLogWriter {
     if (this.#fenced) return;
     const keys = ctx.keys;
     const runId = this.run.id;
-    const log = keys.log(runId);
-    const meta = keys.meta(runId);
-    if (!this.#created) this.#sendMeta();
-    for (const event of events) {
-      if (event.type === 'stream-start') {
-        this.#responseIds.push(event.responseId);
-        this.#command(['SET', keys.response(event.responseId), runId, 'PX', String(ctx.runningTtlMs)]);
-      }
-    }
     const entry = encodeEntry(events);
-    const xadd = this.#created
-      ? ['XADD', log, 'NOMKSTREAM', 'MAXLEN', '~', String(ctx.maxLen), entry.id, ...entry.fields]
-      : ['XADD', log, 'MAXLEN', '~', String(ctx.maxLen), entry.id, ...entry.fields];
     const first = !this.#created;
+    const last = events[events.length - 1]!;
+    const ended = last.type === 'run-end';
     this.#created = true;
     ctx.stats.entries++;
-    const sent = this.#command(xadd).then(
-      (reply) => {
-        if (reply === null) this.#lost(events.length);
-      },
-      (error: unknown) => this.#failed(error, events.length),
+    let sent: Promise<unknown>;
+    if (!first && !ended) {
+      sent = ctx.xadd(keys.log(runId), entry.id, entry.fields);
+    } else {
+      const args = [
+        first ? '1' : '0',
+        ended ? '1' : '0',
+        String(ctx.maxLen),
+        entry.id,
+        entry.fields[1]!,
+        entry.fields[3] ?? '',
+        String(ctx.runningTtlMs),
+        String(ctx.endedTtlMs),
+        String(last.seq),
+        ended ? (last as { reason: string }).reason : '',
+      ];
+      if (first) {
+        args.push('action', this.run.action, 'state', 'running', 'instance', ctx.instanceId, 'started', String(Date.now()));
+        if (this.run.owner !== undefined) args.push('owner', this.run.owner);
+        this.ttlSetAt = Date.now();
+      }
+      ctx.stats.commands++;
+      const append = (): Promise<unknown> => ctx.append([keys.meta(runId), keys.log(runId)], args);
+      // The last entry must follow the ones still queued for the batched append (ids only grow).
+      sent = first || this.#inFlight.length === 0 ? append() : Promise.allSettled(this.#inFlight).then(append);
+    }
+    this.#track(
+      sent.then(
+        (reply) => {
+          if (reply === null || reply === undefined) this.#lost(events.length);
+        },
+        (error: unknown) => this.#failed(error, events.length),
+      ),
     );
-    this.#track(sent);
-    if (first) {
-      this.#command(['PEXPIRE', log, String(ctx.runningTtlMs)]);
-      this.ttlSetAt = Date.now();
-    }
-    const last = events[events.length - 1]!;
-    if (last.type === 'run-end') {
-      const ttl = String(ctx.endedTtlMs);
-      this.#command(['HSET', meta, 'state', 'ended', 'last', String(last.seq), 'reason', last.reason]);
-      this.#command(['PEXPIRE', meta, ttl]);
-      this.#command(['PEXPIRE', log, ttl]);
-      for (const id of this.#responseIds) this.#command(['PEXPIRE', keys.response(id), ttl]);
-    }
-  }
-
-  #sendMeta(): void {
-    const ctx = this.#ctx;
-    const run = this.run;
-    const meta = ctx.keys.meta(run.id);
-    const fields = ['HSET', meta, 'action', run.action, 'state', 'running', 'instance', ctx.instanceId, 'started', String(Date.now())];
-    if (run.owner !== undefined) fields.push('owner', run.owner);
-    this.#command(fields);
-    this.#command(['PEXPIRE', meta, String(ctx.runningTtlMs)]);
+    if (ended) for (const id of this.#responseIds) this.#command(['PEXPIRE', keys.response(id), String(ctx.endedTtlMs)]);
   }
 
   /**

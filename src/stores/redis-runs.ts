@@ -28,7 +28,7 @@ import { ReplicaRun, type ReplicaSource } from '../runtime/replica-run.ts';
 import type { Run, RunOptions } from '../runtime/run.ts';
 import { decodeEntry } from './redis-codec.ts';
 import { RedisKeys } from './redis-keys.ts';
-import { RunLogWriter, historyGone, type WriterContext } from './redis-log-writer.ts';
+import { APPEND_SCRIPT, RunLogWriter, XADD_MANY_SCRIPT, historyGone, type WriterContext } from './redis-log-writer.ts';
 import { StreamTail, type CommandClient } from './redis-tail.ts';
 
 /** Options of {@link connectRedisRuns}. */
@@ -152,6 +152,7 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
   #connected = false;
   #closed = false;
   #lastError = 0;
+  #unreachableSince = 0;
 
   constructor(options: RedisRunsOptions) {
     if (typeof options?.url !== 'string' || !/^rediss?:\/\//.test(options.url)) {
@@ -223,6 +224,7 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
       throw new SluiceError('unavailable', `Cannot connect to Redis at ${redactUrl(this.#url)}: ${(error as Error).message}`, { cause: error });
     }
     this.#connected = true;
+    for (const script of [APPEND_SCRIPT, XADD_MANY_SCRIPT]) this.#shas.set(script, await this.#send<string>(['SCRIPT', 'LOAD', script]));
     await this.#subscriber.subscribe(this.keys.channel(this.instanceId), (message: string) => this.#apply(message));
     await this.#tail.start();
     await this.#beat();
@@ -230,6 +232,16 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
     this.#watch = setInterval(() => void this.#checkOwners(), Math.max(50, Math.min(250, Math.floor(this.#o.leaseMs / 4))));
     this.#heartbeat.unref();
     this.#watch.unref();
+  }
+
+  /** TTL of a running run's keys, in ms. */
+  get runningTtlMs(): number {
+    return this.#o.runningTtlMs;
+  }
+
+  /** Sends one command on the shared command connection (for stores beside the log, e.g. chats). */
+  command<T = unknown>(args: string[]): Promise<T> {
+    return this.#send<T>(args);
   }
 
   /** Local runs being written, and remote runs followed. */
@@ -269,6 +281,61 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
     return this.#client.sendCommand(args, { timeout: this.#o.writeTimeoutMs }) as Promise<T>;
   }
 
+  readonly #shas = new Map<string, string>();
+
+  /** A script by SHA; sent in full (and loaded again) when Redis does not know it (after a restart). */
+  async #evalScript(script: string, keys: string[], args: string[]): Promise<unknown> {
+    const sha = this.#shas.get(script);
+    if (sha !== undefined) {
+      try {
+        return await this.#send(['EVALSHA', sha, String(keys.length), ...keys, ...args]);
+      } catch (error) {
+        if (!/NOSCRIPT/.test((error as Error).message)) throw error;
+        this.#shas.delete(script);
+        void this.#send<string>(['SCRIPT', 'LOAD', script]).then((loaded) => this.#shas.set(script, loaded), () => {});
+      }
+    }
+    return this.#send(['EVAL', script, String(keys.length), ...keys, ...args]);
+  }
+
+  #xaddQueue: { log: string; id: string; fields: string[]; resolve(value: unknown): void; reject(error: Error): void }[] = [];
+
+  /** Queues an append to an existing stream; the queue goes in one call at the end of the tick. */
+  #queueXadd(log: string, id: string, fields: string[]): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      if (this.#xaddQueue.length === 0) setImmediate(() => this.#flushXadds());
+      this.#xaddQueue.push({ log, id, fields, resolve, reject });
+    });
+  }
+
+  #flushXadds(): void {
+    const queue = this.#xaddQueue;
+    this.#xaddQueue = [];
+    for (let i = 0; i < queue.length; i += 500) {
+      const part = queue.slice(i, i + 500);
+      const args = [String(this.#o.maxLen)];
+      for (const entry of part) args.push(entry.id, entry.fields[1]!, entry.fields[3] ?? '');
+      this.stats.commands++;
+      this.#evalScript(
+        XADD_MANY_SCRIPT,
+        part.map((entry) => entry.log),
+        args,
+      ).then(
+        (replies) => {
+          part.forEach((entry, j) => {
+            const reply = (replies as unknown[])[j];
+            if (reply === 1) entry.resolve(1);
+            else if (reply === 0) entry.resolve(null);
+            else entry.reject(new Error(String(reply)));
+          });
+        },
+        (error: Error) => {
+          for (const entry of part) entry.reject(error);
+        },
+      );
+    }
+  }
+
   // ── log: writing this instance's runs ────────────────────────────────────────────────────
 
   #writerContext: WriterContext | null = null;
@@ -276,6 +343,8 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
   #append(run: Run): void {
     this.#writerContext ??= {
       send: (args) => this.#send(args),
+      append: (keys, args) => this.#evalScript(APPEND_SCRIPT, keys, args),
+      xadd: (log, id, fields) => this.#queueXadd(log, id, fields),
       keys: this.keys,
       instanceId: this.instanceId,
       coalesceMs: this.#o.coalesceMs,
@@ -427,10 +496,8 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
   async #sendControl(runId: string, message: ControlMessage): Promise<boolean> {
     const [state, instance] = await this.#send<(string | null)[]>(['HMGET', this.keys.meta(runId), 'state', 'instance']);
     if (state !== 'running' || instance === null || instance === undefined) return false;
-    if (instance === this.instanceId) {
-      this.#apply(JSON.stringify(message));
-      return true;
-    }
+    // This instance's own run: the executor already tried it locally.
+    if (instance === this.instanceId) return false;
     const text = JSON.stringify(message);
     const list = this.keys.controls(instance);
     await Promise.all([
@@ -479,28 +546,51 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
     }
   }
 
-  /** Ends the followed runs whose producing instance lost its lease. */
+  /**
+   * Ends the followed runs whose producing instance lost its lease, and those whose history
+   * vanished (Redis restarted empty); when Redis stays unreachable longer than a lease, ends every
+   * followed run with `unavailable` rather than leave its readers waiting.
+   */
   async #checkOwners(): Promise<void> {
     if (this.#closed) return;
     const byInstance = new Map<string, Opened[]>();
+    const live: Opened[] = [];
     for (const opened of this.#opened.values()) {
       if (opened.run.state === 'ended' || opened.instance === this.instanceId) continue;
+      live.push(opened);
       const list = byInstance.get(opened.instance);
       if (list === undefined) byInstance.set(opened.instance, [opened]);
       else list.push(opened);
     }
-    if (byInstance.size === 0) return;
+    if (live.length === 0) {
+      this.#unreachableSince = 0;
+      return;
+    }
     try {
       const instances = [...byInstance.keys()];
-      const alive = await Promise.all(instances.map((id) => this.#send<number>(['EXISTS', this.keys.lease(id)])));
+      const [alive, exists] = await Promise.all([
+        Promise.all(instances.map((id) => this.#send<number>(['EXISTS', this.keys.lease(id)]))),
+        Promise.all(live.map((opened) => this.#send<number>(['EXISTS', this.keys.meta(opened.run.id)]))),
+      ]);
+      this.#unreachableSince = 0;
+      live.forEach((opened, i) => {
+        if (Number(exists[i]) === 0) opened.run.fail(historyGone(opened.run.id, 'the shared log lost it'));
+      });
       const claims: Promise<unknown>[] = [];
       instances.forEach((instance, i) => {
         if (Number(alive[i]) === 1) return;
-        for (const opened of byInstance.get(instance)!) claims.push(this.#claim(opened, instance));
+        for (const opened of byInstance.get(instance)!) if (opened.run.state !== 'ended') claims.push(this.#claim(opened, instance));
       });
       await Promise.all(claims);
-    } catch {
-      // Redis unreachable: the next check retries.
+    } catch (error) {
+      const now = Date.now();
+      if (this.#unreachableSince === 0) this.#unreachableSince = now;
+      else if (now - this.#unreachableSince > this.#o.leaseMs) {
+        const lost = new SluiceError('unavailable', `The shared log (Redis) is unreachable: ${(error as Error).message}; resume later`, {
+          details: { reason: 'log_unavailable' },
+        });
+        for (const opened of live) opened.run.fail(lost);
+      }
     }
   }
 

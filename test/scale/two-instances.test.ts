@@ -6,6 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { createClient } from 'redis';
 import WebSocket from 'ws';
+import { createClient as createRpcClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import { VoiceService } from '../../src/transports/grpc/gen/sluice_voice_pb.ts';
 import type { SluiceEvent } from '../../src/protocol/events.ts';
 import { REDIS_URL, dropPrefix, redisSkip, testPrefix } from '../stores/redis-helpers.ts';
 import { drain, readRun, startInstance, startRun, wordsCall, type Instance } from './cluster.ts';
@@ -88,6 +91,26 @@ describe('two sluice serve processes sharing Redis', { skip, timeout: 120_000 },
     assert.match(text, /event: end/);
   });
 
+  test('gRPC FollowSentences on B follows a run started on A, from an index', async () => {
+    const started = await startRun(a.http, wordsCall(12, 10));
+    const onA = drain(started.events);
+    await sleep(40);
+    const voice = createRpcClient(VoiceService, createGrpcTransport({ baseUrl: `http://${b.grpc}` }));
+    const sentences: { index: number; text: string }[] = [];
+    let end = '';
+    for await (const event of voice.followSentences({ runId: started.runId, afterIndex: 2 })) {
+      if (event.event.case === 'sentence') sentences.push({ index: event.event.value.index, text: event.event.value.text });
+      if (event.event.case === 'runEnd') end = event.event.value.reason;
+    }
+    await onA;
+    assert.equal(end, 'completed');
+    assert.deepEqual(
+      sentences.map((x) => x.index),
+      Array.from({ length: 9 }, (_, i) => i + 3),
+    );
+    assert.equal(sentences[0]!.text.trim(), 'Word 3.');
+  });
+
   test('cancel on B stops the producer on A', async () => {
     const started = await startRun(a.http, wordsCall(100_000, 5));
     const onA = drain(started.events);
@@ -116,6 +139,8 @@ describe('two sluice serve processes sharing Redis', { skip, timeout: 120_000 },
       if (event.type === 'chunk' && acked === null) {
         const response = await fetch(`${b.http}/streams/${responseId}/ack`, { method: 'POST' });
         acked = await response.json();
+        // Not found: stop here rather than read a stream that would run for minutes.
+        if ((acked as { acknowledged?: boolean }).acknowledged !== true) await fetch(`${a.http}/runs/${started.runId}/cancel`, { method: 'POST' });
       }
     }
     assert.deepEqual(acked, { acknowledged: true, responseId });

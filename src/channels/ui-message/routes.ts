@@ -172,6 +172,21 @@ class ChatEndpoints {
       this.#active.delete(key);
       current.run.cancel(new SluiceError('cancelled', 'Superseded by a newer message', { details: { reason: 'superseded' } }));
     }
+    else if (this.#store.getActive !== undefined) {
+      // Another instance may be answering this chat: the same rule applies to its run.
+      const elsewhere = await this.#activeElsewhere(key);
+      if (elsewhere !== undefined) {
+        if (this.#onBusy === 'reject') {
+          reply.code(409).send({
+            error: `Chat '${chat.id}' already has an answer in progress: stop it with POST /api/chat/${encodeURIComponent(chat.id)}/stop first`,
+            code: 'already_exists',
+            runId: elsewhere.id,
+          });
+          return;
+        }
+        elsewhere.cancel(new SluiceError('cancelled', 'Superseded by a newer message', { details: { reason: 'superseded' } }));
+      }
+    }
     if (this.#executor.getAction(this.#action) === undefined) {
       this.#logger.error({ action: this.#action }, `uiMessageRoutes: the chat action '${this.#action}' is not registered`);
       reply.code(500).send({ error: 'The chat action is not available', code: 'internal' });
@@ -186,6 +201,9 @@ class ChatEndpoints {
       () => {},
     );
     void this.#save(key, chat.messages);
+    if (this.#store.setActive !== undefined) {
+      await this.#store.setActive(key, run.id).catch((error: unknown) => this.#logger.error({ err: error, chatId: chat.id }, 'uiMessageRoutes: recording the answer in progress failed'));
+    }
     await this.#pipe(reply, run, sub, this.#cancelOnDisconnect);
   }
 
@@ -193,20 +211,20 @@ class ChatEndpoints {
   async resume(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const chatId = chatIdParam(request, reply);
     if (chatId === null) return;
-    const entry = this.#active.get(chatKey(request, chatId));
-    if (entry === undefined || entry.run.state === 'ended') {
+    const run = this.#active.get(chatKey(request, chatId))?.run ?? (await this.#activeElsewhere(chatKey(request, chatId)));
+    if (run === undefined || run.state === 'ended') {
       reply.code(204).send();
       return;
     }
     let sub: Subscription;
     try {
       // From the oldest event still held: normally the first (a replay, as the AI SDK expects).
-      sub = entry.run.subscribe({ after: entry.run.base });
+      sub = run.subscribe({ after: run.base });
     } catch {
       reply.code(204).send();
       return;
     }
-    await this.#pipe(reply, entry.run, sub, false);
+    await this.#pipe(reply, run, sub, false);
   }
 
   /** `POST /api/chat/:id/stop`: body `{ activeStreamId? }` (the run id) guards against stale stops. */
@@ -225,6 +243,18 @@ class ChatEndpoints {
     }
     const key = chatKey(request, chatId);
     const entry = this.#active.get(key);
+    const elsewhere = entry === undefined ? await this.#activeElsewhere(key) : undefined;
+    if (elsewhere !== undefined) {
+      if (typeof expected === 'string' && expected !== elsewhere.id) {
+        reply.send({ success: true, stopped: false, runId: elsewhere.id });
+        return;
+      }
+      // The owning instance saves the answer when its run ends; this one answers with what it has seen.
+      const stopped = this.#executor.cancel(elsewhere.id, 'Stopped by the user');
+      const partial = assembleMessage(elsewhere.events(), { messageId: elsewhere.id, close: stopped ? 'cancelled' : 'completed' });
+      reply.send({ success: true, stopped, runId: elsewhere.id, message: partial.parts.length > 0 ? partial : null });
+      return;
+    }
     if (entry === undefined) {
       if ((await this.#load(key)) === undefined) {
         reply.code(404).send({ error: `No chat found with id '${chatId}'`, code: 'not_found' });
@@ -268,11 +298,26 @@ class ChatEndpoints {
     for (const writer of this.writers) writer.end();
   }
 
+  /** The live run answering `chatId` on another instance (with a store that shares it), if any. */
+  async #activeElsewhere(chatId: string): Promise<Run | undefined> {
+    if (this.#store.getActive === undefined) return undefined;
+    try {
+      const runId = await this.#store.getActive(chatId);
+      if (runId === null) return undefined;
+      const run = await this.#executor.findRun(runId);
+      return run !== undefined && run.state !== 'ended' ? run : undefined;
+    } catch (error) {
+      this.#logger.warn({ err: error, chatId }, 'uiMessageRoutes: the answer in progress could not be looked up');
+      return undefined;
+    }
+  }
+
   /** Saves the run's answer once: when it ends, or at once on stop. */
   async #close(entry: ActiveChat, reason: CloseReason): Promise<UiMessage | undefined> {
     if (entry.closed) return undefined;
     entry.closed = true;
     if (this.#active.get(entry.chatId) === entry) this.#active.delete(entry.chatId);
+    void this.#store.clearActive?.(entry.chatId, entry.run.id).catch(() => {});
     const message = assembleMessage(entry.run.events(), { messageId: entry.run.id, close: reason });
     if (message.parts.length === 0) return undefined;
     await this.#save(entry.chatId, [...entry.history, message]);

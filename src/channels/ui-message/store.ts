@@ -13,6 +13,15 @@ import type { UiMessage } from './parts.ts';
 export interface ChatStore {
   get(chatId: string): UiMessage[] | undefined | Promise<UiMessage[] | undefined>;
   save(chatId: string, messages: UiMessage[]): void | Promise<void>;
+  /**
+   * Optional, for several instances: the id of the run answering the chat right now, wherever it
+   * runs (null: none). Without it the answer in progress is known to this instance only.
+   */
+  getActive?(chatId: string): Promise<string | null>;
+  /** Optional, with `getActive`: records `runId` as the chat's answer in progress. */
+  setActive?(chatId: string, runId: string): Promise<void>;
+  /** Optional, with `getActive`: forgets the chat's answer in progress if it still is `runId`. */
+  clearActive?(chatId: string, runId: string): Promise<void>;
 }
 
 /** Options of {@link MemoryChatStore}. */
