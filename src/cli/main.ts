@@ -13,12 +13,13 @@
 import { SluiceError } from '../protocol/errors.ts';
 import { chat } from './chat.ts';
 import { coreFlags } from './flags/core.ts';
+import { limitsFlags, limitsFromFlags } from './flags/limits.ts';
 import { commandHelp, parseCommandLine } from './flags/parse.ts';
 import type { CommandName, FlagSpec, FlagValues } from './flags/spec.ts';
 import { serve } from './serve.ts';
 
 /** Every flag of every command. */
-const FLAGS: readonly FlagSpec[] = [...coreFlags];
+const FLAGS: readonly FlagSpec[] = [...coreFlags, ...limitsFlags];
 
 const SYNOPSIS: Record<CommandName, string> = {
   serve: 'sluice serve --actions <module> [options]',
@@ -67,11 +68,11 @@ async function main(argv: string[]): Promise<void> {
     case 'serve': {
       const actions = str(values.actions);
       if (actions === undefined) throw new SluiceError('invalid_argument', '--actions <module> is required');
-      await serve({ ...listen, actions });
+      await serve({ ...listen, actions, limits: limitsFromFlags(values) });
       return;
     }
     case 'dev':
-      await serve({ ...listen, actions: new URL('../../examples/index.ts', import.meta.url).pathname, dev: true });
+      await serve({ ...listen, actions: new URL('../../examples/index.ts', import.meta.url).pathname, dev: true, limits: limitsFromFlags(values) });
       return;
     case 'chat':
       await chat({ url: str(values.url) ?? 'http://127.0.0.1:5055', action: str(values.action) ?? 'action_assistant' });

@@ -17,6 +17,7 @@ import type { AppRegistry } from '../app/registry.ts';
 import { createHttpServer } from '../transports/http/index.ts';
 import { uiMessageRoutes } from '../channels/ui-message/index.ts';
 import { sentenceRoutes, voiceWsRoutes } from '../channels/voice/index.ts';
+import type { ServerLimits } from './flags/limits.ts';
 import { loadActionModule } from './load-actions.ts';
 
 /** The playground page: plain files, no build step, shipped beside `src/` and `dist/`. */
@@ -43,6 +44,8 @@ export interface ServeOptions {
   playground?: boolean;
   /** Applications to serve under `/apps/:appId/…` (see `appRoutes`). */
   apps?: AppRegistry;
+  /** Resource limits (flags in `flags/limits.ts`); absent ones keep the layers' defaults. */
+  limits?: ServerLimits;
 }
 
 /** A running server. */
@@ -58,15 +61,15 @@ export interface RunningServer {
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger ?? createLogger();
   const { actions, exports } = await loadActionModule(options.actions);
-  const executor = new ActionExecutor({ actions, logger });
-  const http = createHttpServer({ executor, apps: options.apps });
+  const executor = new ActionExecutor({ actions, logger, ...options.limits?.executor });
+  const http = createHttpServer({ executor, apps: options.apps, ...options.limits?.http });
   // AI SDK front ends (useChat) talk to /api/chat; it answers with the assistant action when the
   // module has one, else with the chat action.
   const chatAction = ['action_assistant', 'action_chat'].find((name) => executor.getAction(name) !== undefined);
   if (chatAction !== undefined) await http.register(uiMessageRoutes, { executor, action: chatAction });
   // Voice: sentences of any run as SSE, and the voice socket (sentences + embedded TTS audio).
   await http.register(sentenceRoutes, { executor });
-  await http.register(voiceWsRoutes, { executor });
+  await http.register(voiceWsRoutes, { executor, limits: options.limits?.voiceWs });
   if (options.playground === true) await registerPlayground(http, executor, exports, logger);
   const grpc = createGrpcServer({ executor, logger });
   try {

@@ -38,6 +38,8 @@ export interface RunOptions {
   hardLimit?: number;
   /** A parent signal: when it aborts, the run is cancelled. */
   signal?: AbortSignal;
+  /** The principal that started the run (see `StartOptions.owner`). */
+  owner?: string | undefined;
 }
 
 /** Lifecycle of a run. */
@@ -68,6 +70,8 @@ export class Run {
   readonly id: string;
   /** Name of the action the run executes. */
   readonly action: string;
+  /** The principal that started the run, when authentication named one. */
+  readonly owner: string | undefined;
   readonly highWaterMark: number;
   readonly lowWaterMark: number;
   readonly logLimit: number;
@@ -107,6 +111,7 @@ export class Run {
   constructor(options: RunOptions = {}) {
     this.id = options.id ?? newRunId();
     this.action = options.action ?? '';
+    this.owner = options.owner;
     this.highWaterMark = positiveInt('highWaterMark', options.highWaterMark, DEFAULT_HWM);
     if (this.highWaterMark < 2) {
       throw new SluiceError('invalid_argument', `Run option 'highWaterMark' must be at least 2 (got ${this.highWaterMark})`);

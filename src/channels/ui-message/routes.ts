@@ -301,12 +301,13 @@ class ChatEndpoints {
       pingIntervalMs: this.#pingIntervalMs,
       maxDurationMs: this.#maxDurationMs,
       streamHeaders: UI_MESSAGE_STREAM_HEADERS,
+      stallNotice: TOO_SLOW_PART,
     });
     this.writers.add(writer);
     writer.onclose = (reason) => {
       this.writers.delete(writer);
       sub.unsubscribe(); // wakes the loop if it waits for an event
-      if (reason === 'disconnected' && cancelOnDisconnect) {
+      if ((reason === 'disconnected' || reason === 'too-slow') && cancelOnDisconnect) {
         run.cancel(new SluiceError('cancelled', 'The client disconnected', { details: { reason: 'disconnect' } }));
       }
     };
@@ -338,6 +339,9 @@ function streamHeaders(reply: FastifyReply, runId: string): OutgoingHttpHeaders 
 function sendError(reply: FastifyReply, error: SluiceError): void {
   reply.code(HTTP_STATUS[error.code]).send({ error: error.message, code: error.code });
 }
+
+/** The UI message part a reader that took nothing for the writer's stall timeout is dropped with. */
+const TOO_SLOW_PART = 'data: {"type":"error","errorText":"Reader too slow: the connection accepted no data for too long"}\n\n';
 
 function chatIdParam(request: FastifyRequest, reply: FastifyReply): string | null {
   const id = (request.params as { id?: unknown }).id;

@@ -13,6 +13,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { SluiceError } from '../../protocol/errors.ts';
 import { VoiceChannel } from './channel.ts';
 import type { VoiceChannelOptions } from './channel.ts';
+import { WsGuard, resolveWsGuardOptions, type WsGuardOptions } from '../ws-guard.ts';
 
 /** Options of {@link voiceWsRoutes}. */
 export type VoiceWsRoutesOptions = ({ channel: VoiceChannel } | VoiceChannelOptions) & {
@@ -20,6 +21,8 @@ export type VoiceWsRoutesOptions = ({ channel: VoiceChannel } | VoiceChannelOpti
   path?: string;
   /** Path of the history routes. Default `/voice/history`. */
   historyPath?: string;
+  /** Heartbeat, send-queue cap and message rate of the sockets (see {@link WsGuardOptions}). */
+  limits?: WsGuardOptions;
 };
 
 function checkPath(name: string, value: unknown, fallback: string): string {
@@ -35,7 +38,9 @@ function checkPath(name: string, value: unknown, fallback: string): string {
  * passed in belongs to the caller.
  */
 export const voiceWsRoutes: FastifyPluginAsync<VoiceWsRoutesOptions> = async (app: FastifyInstance, options: VoiceWsRoutesOptions) => {
-  const { path, historyPath, ...rest } = options as VoiceWsRoutesOptions & Record<string, unknown>;
+  const { path, historyPath, limits, ...rest } = options as VoiceWsRoutesOptions & Record<string, unknown>;
+  const guard = new WsGuard(resolveWsGuardOptions('voiceWsRoutes: limits', limits as WsGuardOptions | undefined));
+  app.addHook('onClose', async () => guard.close());
   const socketPath = checkPath('path', path, '/voice/ws');
   const historyRoot = checkPath('historyPath', historyPath, '/voice/history');
   const given = (rest as { channel?: unknown }).channel;
@@ -54,6 +59,7 @@ export const voiceWsRoutes: FastifyPluginAsync<VoiceWsRoutesOptions> = async (ap
     throw new SluiceError('failed_precondition', 'voiceWsRoutes: register @fastify/websocket before the voice routes');
   }
   app.get(socketPath, { websocket: true }, (socket) => {
+    guard.watch(socket);
     channel.accept(socket);
   });
   app.get(`${historyRoot}/:turnId`, async (request, reply) => {

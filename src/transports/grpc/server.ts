@@ -144,7 +144,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       return;
     }
     route(universal)
-      .then((response) => writeUniversalResponse(response, res))
+      .then((response) => writeUniversalResponse(safeStatus(response), res))
       .then(() => {
         if (!req.complete) closeUnread(res.stream);
       })
@@ -206,4 +206,43 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       return closing;
     },
   };
+}
+
+/**
+ * A request the server could not decode is the client's error: Connect reports it as INTERNAL
+ * with the parser's own text (`parse binary: premature EOF`). Such a status becomes
+ * INVALID_ARGUMENT with a message that says what was wrong without the decoder's detail.
+ */
+const DECODE_FAILURE = /^(parse binary|parse json|decompress)/;
+const SAFE_DECODE_MESSAGE = 'invalid request: the message could not be decoded as the method\'s protobuf request type';
+
+function fixDecodeStatus(headers: Headers | undefined): void {
+  if (headers === undefined || headers.get('grpc-status') !== String(Code.Internal)) return;
+  let message: string;
+  try {
+    message = decodeURIComponent(headers.get('grpc-message') ?? '');
+  } catch {
+    return;
+  }
+  if (!DECODE_FAILURE.test(message)) return;
+  headers.set('grpc-status', String(Code.InvalidArgument));
+  headers.set('grpc-message', encodeURIComponent(SAFE_DECODE_MESSAGE));
+}
+
+function safeStatus(response: UniversalServerResponse): UniversalServerResponse {
+  fixDecodeStatus(response.header);
+  const body = response.body;
+  if (body === undefined || !(Symbol.asyncIterator in (body as object))) {
+    fixDecodeStatus(response.trailer);
+    return response;
+  }
+  // The trailer of a streamed answer is filled while its body is read.
+  async function* checked(): AsyncGenerator<Uint8Array> {
+    try {
+      yield* body as AsyncIterable<Uint8Array>;
+    } finally {
+      fixDecodeStatus(response.trailer);
+    }
+  }
+  return { ...response, body: checked() };
 }

@@ -457,7 +457,7 @@ class AppEndpoints {
     writer.onclose = (reason) => {
       this.#writers.delete(writer);
       sub.unsubscribe(); // wakes the loop below if it waits for an event
-      if (reason === 'disconnected' && cancelOnDisconnect) run.cancel(disconnected());
+      if ((reason === 'disconnected' || reason === 'too-slow') && cancelOnDisconnect) run.cancel(disconnected());
     };
     const extra: OutgoingHttpHeaders = {};
     if (step !== null) {
