@@ -9,19 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import { defineAction } from '../../../src/runtime/action.ts';
+import { assertHealthy } from '../../resources/health.ts';
 import { call, openSse, postJson, startServer, waitFor, WsClient, type TestServer } from './fixtures.ts';
-
-/** `/health` answers, and within a generous but real bound. */
-async function assertHealthy(url: string, boundMs = 100): Promise<void> {
-  // Warm, then measure (the first fetch pays for a connection).
-  await fetch(`${url}/health`).then((r) => r.text());
-  const started = performance.now();
-  const res = await fetch(`${url}/health`);
-  assert.equal(res.status, 200);
-  await res.text();
-  const took = performance.now() - started;
-  assert.ok(took < boundMs, `/health took ${took.toFixed(1)} ms (bound ${boundMs} ms)`);
-}
 
 /** Resolves when the server closes a raw socket (or rejects after `ms`). */
 function closedWithin(socket: net.Socket, ms: number): Promise<number> {
