@@ -145,7 +145,13 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   // In a child scope so the route is added once the plugin above has loaded (its onRoute hook).
   app.register(async (scope) => registerWsRoutes(scope, ctx));
   if (options.apps !== undefined) {
-    app.register(appRoutes, { apps: options.apps, pingIntervalMs: ctx.sse.pingIntervalMs, maxDurationMs: ctx.sse.maxDurationMs, logger: ctx.logger });
+    app.register(appRoutes, {
+      apps: options.apps,
+      pingIntervalMs: ctx.sse.pingIntervalMs,
+      maxDurationMs: ctx.sse.maxDurationMs,
+      stallTimeoutMs: ctx.sse.stallTimeoutMs,
+      logger: ctx.logger,
+    });
   }
   return app;
 }
