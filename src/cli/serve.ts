@@ -71,7 +71,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   await http.register(sentenceRoutes, { executor });
   await http.register(voiceWsRoutes, { executor, limits: options.limits?.voiceWs });
   if (options.playground === true) await registerPlayground(http, executor, exports, logger);
-  const grpc = createGrpcServer({ executor, logger });
+  const grpc = createGrpcServer({ executor, logger, ...options.limits?.grpc });
   try {
     await http.listen({ port: options.port, host: options.host });
   } catch (error) {

@@ -26,7 +26,7 @@ export const limitsFlags: readonly FlagSpec[] = [
   { name: 'max-connections', type: 'string', value: '<n>', env: 'SLUICE_MAX_CONNECTIONS', default: '10000', help: 'most open HTTP connections (SSE and WebSocket included)', commands: SERVER },
   { name: 'body-limit', type: 'string', value: '<size>', env: 'SLUICE_BODY_LIMIT', default: '1MiB', help: 'largest request body or WebSocket message', commands: SERVER },
   { name: 'max-depth', type: 'string', value: '<n>', env: 'SLUICE_MAX_DEPTH', default: '64', help: 'deepest nesting of objects/arrays accepted in a body or message', commands: SERVER },
-  { name: 'stall-timeout', type: 'string', value: '<seconds>', env: 'SLUICE_STALL_TIMEOUT', default: '30', help: 'a reader (SSE, WebSocket) that takes no data this long is dropped', commands: SERVER },
+  { name: 'stall-timeout', type: 'string', value: '<seconds>', env: 'SLUICE_STALL_TIMEOUT', default: '30', help: 'a reader (SSE, WebSocket, gRPC stream) that takes no data this long is dropped', commands: SERVER },
   { name: 'ws-max-queued', type: 'string', value: '<size>', env: 'SLUICE_WS_MAX_QUEUED', default: '8MiB', help: 'WebSocket send queue above which a socket that keeps sending is closed', commands: SERVER },
   { name: 'ws-message-rate', type: 'string', value: '<n>', env: 'SLUICE_WS_MESSAGE_RATE', default: '100', help: 'incoming WebSocket messages per second per socket (burst 2×)', commands: SERVER },
 ];
@@ -37,6 +37,7 @@ export interface ServerLimits {
   http: Pick<HttpServerOptions, 'limits' | 'bodyLimit' | 'maxDepth' | 'sse' | 'ws'>;
   /** For `/voice/ws`. */
   voiceWs: WsGuardOptions;
+  grpc: { stallTimeoutMs?: number | undefined };
 }
 
 function text(values: FlagValues, name: string): string | undefined {
@@ -111,5 +112,6 @@ export function limitsFromFlags(values: FlagValues): ServerLimits {
       ws: { ...ws, stallTimeoutMs },
     },
     voiceWs: ws,
+    grpc: { stallTimeoutMs },
   };
 }

@@ -11,13 +11,14 @@ import type { AddressInfo } from 'node:net';
 import { Code, ConnectError, createConnectRouter } from '@connectrpc/connect';
 import { createMethodUrl, type UniversalServerRequest, type UniversalServerResponse } from '@connectrpc/connect/protocol';
 import { compressionGzip, universalRequestFromNodeRequest } from '@connectrpc/connect-node';
+import { SluiceError } from '../../protocol/errors.ts';
 import type { ActionExecutor } from '../../runtime/executor.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import { actionServiceImpl, healthServiceImpl, type HealthState } from './action-service.ts';
 import { ActionService } from './gen/action_webhook_pb.ts';
 import { Health } from './gen/health_pb.ts';
 import { VoiceService } from './gen/sluice_voice_pb.ts';
-import { encodeGrpcMessage, writeUniversalResponse } from './response-writer.ts';
+import { DEFAULT_STALL_TIMEOUT_MS, encodeGrpcMessage, writeUniversalResponse } from './response-writer.ts';
 import { voiceServiceImpl } from './voice-service.ts';
 import { createWebhookStreamHandler } from './webhook-stream-handler.ts';
 
@@ -63,6 +64,11 @@ export interface GrpcServerOptions {
   readMaxBytes?: number;
   /** How long `close()` lets open calls finish before cutting connections, in ms. Default 5,000. */
   closeTimeoutMs?: number;
+  /**
+   * Longest a streaming call may wait for its client to take data (HTTP/2 flow control) before it
+   * is reset with ENHANCE_YOUR_CALM (RESOURCE_EXHAUSTED), so no reader holds a run for ever. Default 30,000 ms.
+   */
+  stallTimeoutMs?: number;
 }
 
 /** A gRPC server for Rasa's action protocol (and Sluice's sentence service for voice gateways). */
@@ -104,6 +110,10 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   // responses over 1 KiB for clients that ask for it.
   const acceptCompression = [compressionGzip];
   const readMaxBytes = options.readMaxBytes ?? 4 * 1024 * 1024;
+  const stallTimeoutMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  if (typeof stallTimeoutMs !== 'number' || !Number.isFinite(stallTimeoutMs) || stallTimeoutMs <= 0) {
+    throw new SluiceError('invalid_argument', `createGrpcServer: 'stallTimeoutMs' must be a finite number > 0 (got ${String(options.stallTimeoutMs)})`);
+  }
   const router = createConnectRouter({
     grpc: true,
     grpcWeb: false,
@@ -144,7 +154,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       return;
     }
     route(universal)
-      .then((response) => writeUniversalResponse(safeStatus(response), res))
+      .then((response) => writeUniversalResponse(safeStatus(response), res, stallTimeoutMs))
       .then(() => {
         if (!req.complete) closeUnread(res.stream);
       })

@@ -4,8 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import http2 from 'node:http2';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { create, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { defineAction } from '../../../src/runtime/action.ts';
+import { ActionExecutor } from '../../../src/runtime/executor.ts';
+import { silentLogger } from '../../../src/runtime/logger.ts';
+import { WebhookRequestSchema } from '../../../src/transports/grpc/gen/action_webhook_pb.ts';
+import { createGrpcServer } from '../../../src/transports/grpc/server.ts';
 import { readStream, request, startHarness } from './helpers.ts';
 
 const waits = defineAction({
@@ -28,6 +35,42 @@ describe('gRPC limits', () => {
       await Promise.all(runs.map((run) => run.done));
     } finally {
       await h.close();
+    }
+  });
+
+  it('a streaming client that takes no data is reset after stallTimeoutMs, releasing its run', async () => {
+    const flood = defineAction({
+      name: 'action_flood',
+      async *stream() {
+        const text = 'x'.repeat(2_000);
+        for (let i = 0; i < 5_000; i++) yield text;
+      },
+    });
+    const executor = new ActionExecutor({ logger: silentLogger, actions: [flood] });
+    const server = createGrpcServer({ executor, logger: silentLogger, stallTimeoutMs: 300 });
+    const { port } = await server.listen(0, '127.0.0.1');
+    const client = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      const message = toBinary(WebhookRequestSchema, create(WebhookRequestSchema, request('action_flood')));
+      const head = Buffer.alloc(5);
+      head.writeUInt32BE(message.byteLength, 1);
+      const stream = client.request({ ':method': 'POST', ':path': '/action_server_webhook.ActionService/WebhookStream', 'content-type': 'application/grpc', te: 'trailers' });
+      const reset = new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode)));
+      stream.on('error', () => {});
+      stream.end(Buffer.concat([head, message]));
+      stream.pause(); // never read: flow control stops the server
+      const started = Date.now();
+      const code = await Promise.race([reset, sleep(10_000).then(() => -1)]);
+      assert.equal(code, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, 'the stalled stream was reset');
+      assert.ok(Date.now() - started < 8_000);
+      // The reader went away: a WebhookStream run is cancelled with its caller (as on disconnect).
+      const deadline = Date.now() + 5_000;
+      while (executor.activeRuns > 0 && Date.now() < deadline) await sleep(20);
+      assert.equal(executor.activeRuns, 0, 'the run was released');
+    } finally {
+      client.close();
+      await server.close();
+      await executor.close();
     }
   });
 });
