@@ -63,5 +63,6 @@ export function chatApp(appId: string, persister: SQLitePersister, options: { wo
 export function exampleApps(options: SQLiteOptions & { wordDelayMs?: number } = {}): CachedAppRegistry {
   const { wordDelayMs, ...sqlite } = options;
   const persister = new SQLitePersister(sqlite);
-  return new CachedAppRegistry((appId) => chatApp(appId, persister, { wordDelayMs }), { tracker: new SQLiteTracker(sqlite) });
+  // Apps are resumed from SQLite, so the cache may drop idle ones: it stays bounded however many ids are asked for.
+  return new CachedAppRegistry((appId) => chatApp(appId, persister, { wordDelayMs }), { tracker: new SQLiteTracker(sqlite), maxApps: 1_000 });
 }

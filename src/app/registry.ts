@@ -52,7 +52,8 @@ export interface CachedAppRegistryOptions {
    * Most applications kept in memory. Past it, the least recently used apps with no step in
    * progress are dropped and built again on their next request, so set it only when the factory
    * loads apps from a persister (an app without one would lose its state); a dropped app's
-   * finished runs can no longer be resumed. Default: no limit.
+   * finished runs can no longer be resumed. Default 10,000 (every cache is bounded: an app id is
+   * client input, and an unbounded cache lets one client fill the heap).
    */
   maxApps?: number;
 }
@@ -93,7 +94,7 @@ export class CachedAppRegistry implements AppRegistry {
 
   constructor(factory: AppFactory, options: CachedAppRegistryOptions = {}) {
     if (typeof factory !== 'function') throw new SluiceError('invalid_argument', 'CachedAppRegistry: expected a factory function (appId) => ApplicationBuilder');
-    const maxApps = options.maxApps ?? Infinity;
+    const maxApps = options.maxApps ?? 10_000;
     if (maxApps !== Infinity && (!Number.isInteger(maxApps) || maxApps < 1)) {
       throw new SluiceError('invalid_argument', `CachedAppRegistry: 'maxApps' must be a positive integer (got ${String(options.maxApps)})`);
     }

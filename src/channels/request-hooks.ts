@@ -8,6 +8,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../runtime/logger.ts';
+import { HTTP_STATUS, SluiceError } from '../protocol/errors.ts';
 
 /**
  * An `onRequest` hook for routes whose body is optional: a request that says it has no body
@@ -27,6 +28,13 @@ export function dropEmptyBodyType(request: FastifyRequest, _reply: FastifyReply,
  */
 export function requestErrorHandler(logger: Logger, plugin: string): (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => void {
   return (error, request, reply) => {
+    // A SluiceError (e.g. `resource_exhausted` from executor.start) keeps its code and status.
+    if (SluiceError.isInstance(error) && error.code !== 'internal') {
+      const retryAfter = error.details.retryAfterSeconds;
+      if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
+      reply.code(HTTP_STATUS[error.code]).send({ error: error.message, code: error.code });
+      return;
+    }
     const status = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
     if (status >= 500) {
       logger.error({ err: error, url: request.url }, `${plugin}: request failed`);

@@ -41,7 +41,9 @@ export type SseCloseReason =
   /** The client went away (or the socket failed) first. */
   | 'disconnected'
   /** `maxDurationMs` was reached. */
-  | 'max-duration';
+  | 'max-duration'
+  /** The client read nothing for `stallTimeoutMs` while the socket was full: dropped. */
+  | 'too-slow';
 
 /** Options of an {@link SseWriter}. */
 export interface SseWriterOptions {
@@ -55,7 +57,24 @@ export interface SseWriterOptions {
   streamHeaders?: Readonly<Record<string, string>>;
   /** Counts this response's writes and bytes, and holds it as an open reader and connection while open. */
   meter?: WireMeter | undefined;
+  /**
+   * Longest a write may wait for the socket to drain; then the response is dropped (close reason
+   * `too-slow`) after queuing `stallNotice`. Default {@link DEFAULT_STALL_TIMEOUT_MS}; 0 for no limit.
+   */
+  stallTimeoutMs?: number | undefined;
+  /** Last text queued when `stallTimeoutMs` is reached. Default {@link TOO_SLOW_FRAME}. */
+  stallNotice?: string;
 }
+
+/** Default `stallTimeoutMs`: a reader that takes nothing for 30 s is dropped. */
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+
+/**
+ * The frame a stalled reader is dropped with: an `error` event without an `id` (it is not one of
+ * the run's events, so `Last-Event-ID` still points at the last event read and a resume works).
+ */
+export const TOO_SLOW_FRAME =
+  'event: error\ndata: {"type":"error","code":"resource_exhausted","message":"Reader too slow: the connection accepted no data for too long; resume with Last-Event-ID"}\n\n';
 
 const PING = ': ping\n\n';
 /** Pending text at which a burst is flushed without waiting for the microtask queue to empty. */
@@ -142,6 +161,7 @@ export class SseWriter {
   #resolveDrain: (() => void) | null = null;
   /** The meter this open response is counted in (released once, on close). */
   #counted: WireMeter | null = null;
+  #stallTimer: NodeJS.Timeout | null = null;
   /** The `drain` listener, made on the first wait only. */
   #onDrain: (() => void) | null = null;
   #onClose = (): void => {
@@ -184,7 +204,11 @@ export class SseWriter {
       this.#closed('disconnected');
       return;
     }
-    res.writeHead(200, { ...headers, ...(this.#options.streamHeaders ?? SSE_HEADERS) });
+    const streamHeaders: OutgoingHttpHeaders = { ...headers, ...(this.#options.streamHeaders ?? SSE_HEADERS) };
+    // A client that sent `Connection: close` (or speaks HTTP/1.0) gets its socket closed after the
+    // stream: Node does that itself unless the response says keep-alive, as SSE_HEADERS does.
+    if (!res.shouldKeepAlive) streamHeaders.connection = 'close';
+    res.writeHead(200, streamHeaders);
     res.flushHeaders();
     const meter = this.#options.meter;
     if (meter !== undefined) {
@@ -285,8 +309,29 @@ export class SseWriter {
       });
       this.#onDrain ??= () => this.#releaseDrain();
       (this.#socket ?? this.res).once('drain', this.#onDrain);
+      const stall = this.#options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+      if (stall > 0) {
+        this.#stallTimer = setTimeout(() => this.#dropStalled(), stall);
+        this.#stallTimer.unref();
+      }
     }
     return this.#drain;
+  }
+
+  /**
+   * The client read nothing for `stallTimeoutMs`: queue the notice and end the response (which
+   * releases the run at once), close the connection once the client has read it all, and destroy
+   * it if it has not after one more stall period (a peer that never reads would hold the socket
+   * until the kernel gives up).
+   */
+  #dropStalled(): void {
+    this.#stallTimer = null;
+    if (this.#closeReason !== null) return;
+    const socket = this.res.socket;
+    this.end('too-slow', this.#options.stallNotice ?? TOO_SLOW_FRAME);
+    if (socket === null) return;
+    this.res.once('finish', () => socket.end());
+    setTimeout(() => socket.destroy(), Math.max(1_000, this.#options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS)).unref();
   }
 
   #releaseDrain(): void {
@@ -294,6 +339,10 @@ export class SseWriter {
     if (resolve === null) return;
     this.#drain = null;
     this.#resolveDrain = null;
+    if (this.#stallTimer !== null) {
+      clearTimeout(this.#stallTimer);
+      this.#stallTimer = null;
+    }
     if (this.#onDrain !== null) (this.#socket ?? this.res).off('drain', this.#onDrain);
     resolve();
   }

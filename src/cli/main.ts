@@ -18,6 +18,7 @@ import { loadConfig, type SluiceConfig } from './config.ts';
 import { loadApps } from './apps.ts';
 import { coreFlags } from './flags/core.ts';
 import { metricsOptionsFrom, obsFlags } from './flags/obs.ts';
+import { limitsFlags, limitsFromFlags } from './flags/limits.ts';
 import { commandHelp, parseCommandLine } from './flags/parse.ts';
 import { redisFlags, redisOptionsFrom } from './flags/redis.ts';
 import { securityFlags, securityOptions } from './flags/security.ts';
@@ -29,7 +30,7 @@ import { bool, logLevel, resolveServeOptions, str } from './options.ts';
 import { examplePath, PACKAGE_ROOT } from './package-files.ts';
 
 /** Every flag of every command. */
-const FLAGS: readonly FlagSpec[] = [...coreFlags, ...serverFlags, ...redisFlags, ...voiceFlags, ...obsFlags, ...securityFlags];
+const FLAGS: readonly FlagSpec[] = [...coreFlags, ...serverFlags, ...limitsFlags, ...redisFlags, ...voiceFlags, ...obsFlags, ...securityFlags];
 
 const SYNOPSIS: Record<CommandName, string> = {
   serve: 'sluice serve --actions <module> [options]',
@@ -90,6 +91,7 @@ async function runServer(command: 'serve' | 'dev', values: FlagValues): Promise<
     redis: redisOptionsFrom(values),
     voice: await voiceChannelOptions(values),
     metrics: metricsOptionsFrom(values),
+    limits: limitsFromFlags(values),
     security: securityOptions(values, command, options.host),
     logger,
     dev,

@@ -25,6 +25,7 @@ import type { RedisRuns } from '../stores/redis-runs.ts';
 import type { MetricsServeOptions } from './flags/obs.ts';
 import { isLoopback, type SecurityOptions } from './flags/security.ts';
 import type { VoiceServeOptions } from './flags/voice.ts';
+import type { ServerLimits } from './flags/limits.ts';
 import { loadActionModule } from './load-actions.ts';
 import { errorLocation, syntaxErrorLocation } from './logging.ts';
 import { examplePath, WEB_ROOT } from './package-files.ts';
@@ -80,6 +81,8 @@ export interface ServeOptions {
   metrics?: MetricsServeOptions;
   /** Authentication, TLS, CORS and listing, for both listeners (see `flags/security.ts`). */
   security?: SecurityOptions;
+  /** Resource limits (flags in `flags/limits.ts`); absent ones keep the layers' defaults. */
+  limits?: ServerLimits;
 }
 
 /** A running server. */
@@ -115,8 +118,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   // Loaded here, not at the top: `sluice` commands that start no server do not pay for prom-client.
   const { SluiceMetrics, createMetricsServer, registerMetricsRoute } = await import('../obs/index.ts');
   const metrics = metricsOption === false ? undefined : new SluiceMetrics();
+  const limits = options.limits;
   const executor = new ActionExecutor({
     ...options.executor,
+    ...definedOnly(limits?.executor),
     actions,
     logger,
     logRunEnds: options.logRequests === true,
@@ -128,7 +133,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   // The playground's own files stay reachable without a key (they hold no data); its API calls do not.
   const publicPaths = options.playground === true && existsSync(WEB_ROOT) ? ['/', ...readdirSync(WEB_ROOT).map((name) => `/${name}`)] : [];
   const auth = security.auth === undefined ? undefined : { ...security.auth, publicPaths };
-  const http = createHttpServer({ ...options.http, executor, apps: options.apps, auth, cors: security.cors, tls: security.tls });
+  const http = createHttpServer({ ...withLimits(options.http, limits?.http), executor, apps: options.apps, auth, cors: security.cors, tls: security.tls });
   if (options.logRequests === true) logEachRequest(http, logger);
   const metricsServer = metrics !== undefined && metricsOption !== false && metricsOption.port !== undefined ? createMetricsServer(metrics, metricsOption.path) : undefined;
   if (metrics !== undefined && metricsOption !== false && metricsServer === undefined) registerMetricsRoute(http, metrics, metricsOption.path);
@@ -146,9 +151,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   await http.register(sentenceRoutes, { executor });
   const voice = new VoiceChannel({ ...options.voice, executor, logger });
   http.addHook('onClose', async () => voice.close());
-  await http.register(voiceWsRoutes, { channel: voice, listing: security.listing === true });
+  await http.register(voiceWsRoutes, { channel: voice, listing: security.listing === true, limits: limits?.voiceWs });
   if (options.playground === true) await registerPlayground(http, executor, exports, logger);
-  const grpc = createGrpcServer({ ...options.grpc, executor, logger, voice, auth: security.auth, tls: security.tls });
+  const grpc = createGrpcServer({ ...options.grpc, ...definedOnly(limits?.grpc), executor, logger, voice, auth: security.auth, tls: security.tls });
   try {
     await http.listen({ port: options.port, host: options.host });
   } catch (error) {
@@ -209,6 +214,22 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     async close() {
       await Promise.allSettled([executor.close(), closeListeners()]);
     },
+  };
+}
+
+/** `value` without its undefined fields, so spreading it keeps what it does not set. */
+function definedOnly<T extends object>(value: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(value ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** The HTTP options with the limit flags laid over them (field by field: `sse` and `ws` hold both kinds). */
+function withLimits(http: ServeOptions['http'], limits: ServerLimits['http'] | undefined): ServeOptions['http'] {
+  if (limits === undefined) return http;
+  return {
+    ...http,
+    ...definedOnly({ limits: limits.limits, maxDepth: limits.maxDepth }),
+    sse: { ...http?.sse, ...definedOnly(limits.sse) },
+    ws: { ...http?.ws, ...definedOnly(limits.ws) },
   };
 }
 

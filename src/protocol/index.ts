@@ -44,3 +44,4 @@ export {
 } from './schemas.ts';
 export type { ActionCall, DomainJson, TrackerJson } from './schemas.ts';
 export { isResponseId, newResponseId, newRunId } from './ids.ts';
+export { DEFAULT_MAX_DEPTH, checkDepth, nestingDepth } from './depth.ts';

@@ -47,8 +47,14 @@ export interface ExecutorOptions {
   /** Most ended runs kept for late readers. Default 1,000. */
   retainEndedRuns?: number;
   /**
+   * Most bytes of events (estimated from their text, see `estimateRunBytes`) held by the ended
+   * runs kept for late readers; the oldest go first. Default 64 MiB.
+   */
+  retainEndedRunsBytes?: number;
+  /**
    * Put an action's own error message in the public `error` event (what Rasa SDK does, so its
-   * clients see `str(exc)`). When false the public message is only "Action 'x' failed". Default true.
+   * clients see `str(exc)`). When false (the default: messages may carry paths or secrets) the
+   * public message is only "Action 'x' failed" and the action's message goes to the log.
    */
   exposeActionErrors?: boolean;
   /**
@@ -72,6 +78,15 @@ export interface ExecutorOptions {
    * `transport`). Default false; `sluice serve` turns it on.
    */
   logRunEnds?: boolean;
+  /** Most runs live at once; `start` beyond it throws `resource_exhausted`. Default 1,000. */
+  maxConcurrentRuns?: number;
+  /** Most runs live at once per `StartOptions.owner` (runs without an owner count only globally). Default 100. */
+  maxConcurrentRunsPerOwner?: number;
+  /**
+   * Longest a run may last, in milliseconds: then it is cancelled and ends with reason `timeout`
+   * (after the barge-in grace for the action to return). Default 600,000 (10 minutes).
+   */
+  maxRunDurationMs?: number;
 }
 
 /** Options of {@link ActionExecutor.start}. */
@@ -135,24 +150,36 @@ export class ActionExecutor {
   #domain: DomainJson | null = null;
   #domainDigest: string | null = null;
   #outcomes = new WeakMap<Run, Promise<SluiceEvent>>();
-  #ended = new Map<string, { run: Run; until: number }>();
+  #ended = new Map<string, { run: Run; until: number; bytes: number }>();
+  #endedBytes = 0;
   #retainMs: number;
   #retainCount: number;
   #shared: SharedRuns;
   #observers: RunObserver[];
   #logRunEnds: boolean;
+  #retainBytes: number;
+  #maxRuns: number;
+  #maxRunsPerOwner: number;
+  #maxRunMs: number;
+  /** Runs started and not yet ended, in all and per owner. */
+  #live = 0;
+  #owners = new Map<string, number>();
 
   constructor(options: ExecutorOptions = {}) {
     this.logger = options.logger ?? createLogger();
     this.bargeInTimeoutMs =
       resolveBargeInTimeout(options.bargeInTimeoutSeconds, options.env ?? process.env, this.logger) * 1000;
     this.#runOptions = options.run;
-    this.#exposeErrors = options.exposeActionErrors ?? true;
+    this.#exposeErrors = options.exposeActionErrors ?? false;
     this.#retainMs = options.retainEndedRunsMs ?? 60_000;
     this.#retainCount = options.retainEndedRuns ?? 1_000;
     this.#observers = [...(options.tracing === false ? [] : [new RunTracer()]), ...(options.observers ?? [])];
     this.lifecycle = options.lifecycle ?? new Lifecycle();
     this.#logRunEnds = options.logRunEnds ?? false;
+    this.#retainBytes = limitOption('retainEndedRunsBytes', options.retainEndedRunsBytes, 64 * 1024 * 1024);
+    this.#maxRuns = limitOption('maxConcurrentRuns', options.maxConcurrentRuns, 1_000);
+    this.#maxRunsPerOwner = limitOption('maxConcurrentRunsPerOwner', options.maxConcurrentRunsPerOwner, 100);
+    this.#maxRunMs = limitOption('maxRunDurationMs', options.maxRunDurationMs, 600_000);
     if (this.#runOptions) new Run(this.#runOptions); // validates the options now, not at the first call
     for (const action of options.actions ?? []) this.register(action);
     this.#shared = options.shared ?? LOCAL_RUNS;
@@ -216,6 +243,11 @@ export class ActionExecutor {
     return this.#runs.size;
   }
 
+  /** Whether action error text reaches clients (see `exposeActionErrors`). */
+  get exposeActionErrors(): boolean {
+    return this.#exposeErrors;
+  }
+
   /** Streams an ack could still find (0 when idle). */
   get activeStreams(): number {
     return this.#registry.size;
@@ -229,6 +261,7 @@ export class ActionExecutor {
     if (ended === undefined) return this.#shared.log.peek(runId);
     if (ended.until < Date.now()) {
       this.#ended.delete(runId);
+      this.#endedBytes -= ended.bytes;
       return this.#shared.log.peek(runId);
     }
     return ended.run;
@@ -261,15 +294,19 @@ export class ActionExecutor {
    * Starts executing an action call (Rasa's JSON) and returns its run at once. The action starts
    * on the next microtask, so subscribers attached synchronously see every event. A call that
    * fails (unknown action, malformed call, action error) still yields a run, ending in `error`.
-   * Throws `unavailable` (reason `shutdown`) once a drain began (see {@link ActionExecutor.drain}).
+   * Throws `unavailable` (reason `shutdown`) once a drain began (see {@link ActionExecutor.drain}), and
+   * `resource_exhausted` (with `details.retryAfterSeconds`) when `maxConcurrentRuns`, or
+   * `maxConcurrentRunsPerOwner` for `options.owner`, runs are live.
    */
   start(call: unknown, options: StartOptions = {}): Run {
     if (!this.lifecycle.accepting) throw this.lifecycle.refusal();
+    this.#checkCapacity(options.owner);
     const raw = typeof call === 'object' && call !== null ? (call as Record<string, unknown>) : null;
     const actionName = typeof raw?.next_action === 'string' ? raw.next_action : '';
     const run = new Run({ ...this.#runOptions, id: options.runId, action: actionName, signal: options.signal, owner: options.owner, transport: options.transport });
     if (this.#runs.has(run.id)) throw new SluiceError('already_exists', `A run with id '${run.id}' is live`);
     this.#runs.set(run.id, run);
+    this.#count(run);
     if (this.#observers.length > 0) run.watch = watchOf(run, { transport: options.transport, traceHeaders: options.traceHeaders }, this.#observers);
     if (this.#shared !== LOCAL_RUNS) this.#shared.log.append(run);
     const streaming = options.streaming ?? true;
@@ -352,6 +389,43 @@ export class ActionExecutor {
     return run.cancel(typeof reason === 'string' ? new SluiceError('cancelled', reason, { details: { reason: 'stop' } }) : reason);
   }
 
+  /** Throws `resource_exhausted` when one more run would pass a concurrency limit. */
+  #checkCapacity(owner: string | undefined): void {
+    if (this.#live >= this.#maxRuns) {
+      throw new SluiceError('resource_exhausted', `Too many runs: the server runs at most ${this.#maxRuns} at once; retry later`, {
+        details: { reason: 'too_many_runs', limit: this.#maxRuns, retryAfterSeconds: 1 },
+      });
+    }
+    if (owner !== undefined && (this.#owners.get(owner) ?? 0) >= this.#maxRunsPerOwner) {
+      throw new SluiceError('resource_exhausted', `Too many runs: at most ${this.#maxRunsPerOwner} at once per client; retry later`, {
+        details: { reason: 'too_many_runs_per_owner', limit: this.#maxRunsPerOwner, retryAfterSeconds: 1 },
+      });
+    }
+  }
+
+  /**
+   * Counts a live run against the limits until its `run-end` (the reaction registered here runs
+   * before any reader's `await run.done`, so a caller that saw a run end may start another), and
+   * cancels it once it has lasted `maxRunDurationMs`: it then ends with reason `timeout`.
+   */
+  #count(run: Run): void {
+    const owner = run.owner;
+    this.#live++;
+    if (owner !== undefined) this.#owners.set(owner, (this.#owners.get(owner) ?? 0) + 1);
+    const timer = setTimeout(() => {
+      run.cancel(new SluiceError('timeout', `The run exceeded its maximum duration of ${this.#maxRunMs} ms`, { details: { reason: 'deadline' } }));
+    }, this.#maxRunMs);
+    timer.unref();
+    void run.done.then(() => {
+      clearTimeout(timer);
+      this.#live--;
+      if (owner === undefined) return;
+      const live = (this.#owners.get(owner) ?? 1) - 1;
+      if (live <= 0) this.#owners.delete(owner);
+      else this.#owners.set(owner, live);
+    });
+  }
+
   /** Cancels every live run and waits until they have ended. */
   async close(): Promise<void> {
     const runs = [...this.#runs.values()];
@@ -414,12 +488,12 @@ export class ActionExecutor {
       dispatcher.close();
       const result: EventInput = { type: 'result', events, responses: dispatcher.messages };
       if (state !== undefined) result.state = state;
-      terminal = await this.#finish(run, result, run.isCancelled ? 'cancelled' : 'completed');
+      terminal = await this.#finish(run, result, run.isCancelled ? cancelEnd(run) : 'completed');
       return terminal;
     } catch (thrown) {
       dispatcher?.close();
       if (run.isCancelled && isAbort(thrown, run)) {
-        terminal = await this.#finish(run, { type: 'result', events: [], responses: [] }, 'cancelled');
+        terminal = await this.#finish(run, { type: 'result', events: [], responses: [] }, cancelEnd(run));
         return terminal;
       }
       const error = this.#publicError(run.action, thrown);
@@ -578,11 +652,24 @@ export class ActionExecutor {
   #retain(run: Run): void {
     if (this.#retainCount <= 0 || this.#retainMs <= 0) return;
     const now = Date.now();
-    this.#ended.set(run.id, { run, until: now + this.#retainMs });
-    for (const [id, entry] of this.#ended) {
-      if (this.#ended.size <= this.#retainCount && entry.until >= now) break;
-      this.#ended.delete(id);
+    const bytes = estimateRunBytes(run);
+    const previous = this.#ended.get(run.id);
+    if (previous !== undefined) {
+      this.#endedBytes -= previous.bytes;
+      this.#ended.delete(run.id);
     }
+    this.#ended.set(run.id, { run, until: now + this.#retainMs, bytes });
+    this.#endedBytes += bytes;
+    for (const [id, entry] of this.#ended) {
+      if (this.#ended.size <= this.#retainCount && this.#endedBytes <= this.#retainBytes && entry.until >= now) break;
+      this.#ended.delete(id);
+      this.#endedBytes -= entry.bytes;
+    }
+  }
+
+  /** Ended runs kept for late readers, and the estimated bytes of their events. */
+  get retained(): { runs: number; bytes: number } {
+    return { runs: this.#ended.size, bytes: this.#endedBytes };
   }
 
   #publicError(actionName: string, thrown: unknown): SluiceError {
@@ -603,6 +690,49 @@ async function within(promise: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);
+}
+
+/** How a cancelled run ends: `timeout` when its deadline cancelled it. */
+function cancelEnd(run: Run): RunEndReason {
+  return run.cancelReason?.details.reason === 'deadline' ? 'timeout' : 'cancelled';
+}
+
+function limitOption(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new SluiceError('invalid_argument', `ActionExecutor: '${name}' must be a finite number > 0 (got ${String(value)})`);
+  }
+  return value;
+}
+
+/** Fixed cost counted per event besides its text (object, fields, seq, ids). */
+const EVENT_OVERHEAD = 96;
+
+/**
+ * Estimated memory held by a run's log: each event's text (chunks and messages) plus a fixed
+ * overhead, and the result's Rasa events walked shallowly. Once per ended run, never per chunk, and
+ * without `JSON.stringify`.
+ */
+export function estimateRunBytes(run: Run): number {
+  let bytes = 0;
+  const log = run.log;
+  for (let i = 0; i < log.length; i++) {
+    const entry = log[i];
+    if (typeof entry === 'string') bytes += EVENT_OVERHEAD + 2 * entry.length;
+    else bytes += EVENT_OVERHEAD + valueBytes(entry, 3);
+  }
+  return bytes;
+}
+
+/** Bytes of the strings in a value, down to `depth` levels; deeper parts count a flat 64. */
+function valueBytes(value: unknown, depth: number): number {
+  if (typeof value === 'string') return 2 * value.length;
+  if (typeof value !== 'object' || value === null) return 8;
+  if (depth === 0) return 64;
+  let bytes = 16;
+  if (Array.isArray(value)) for (const item of value) bytes += valueBytes(item, depth - 1);
+  else for (const key in value) bytes += key.length + valueBytes((value as Record<string, unknown>)[key], depth - 1);
+  return bytes;
 }
 
 /** Waits for the sends a dispatcher deferred behind backpressure, so they precede the terminal. */

@@ -18,7 +18,7 @@ export interface RunOptions {
   /** Name of the action the run executes. */
   action?: string;
   /** The principal that started the run (see `Run.owner`). */
-  owner?: string;
+  owner?: string | undefined;
   /** The transport that started the run (`http-sse`, `ws`, `grpc`, …), for metrics and traces. */
   transport?: string;
   /**

@@ -24,6 +24,8 @@ describe('conformance: scenarios × wires', () => {
     logger: silentLogger,
     actions: createActions(probe),
     bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_SECONDS,
+    // The scenarios check Rasa's wires, which carry the action's error text: exposure on.
+    exposeActionErrors: true,
   });
   let http: FastifyInstance;
   let grpc: GrpcServer;

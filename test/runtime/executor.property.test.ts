@@ -540,6 +540,8 @@ async function play(scenario: Scenario): Promise<Outcome> {
     logger: silentLogger,
     bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_S,
     run: { highWaterMark: hwm },
+    // The model expects the action's own error text (Rasa's behaviour): exposure on.
+    exposeActionErrors: true,
   });
   const producerSamples: number[] = [];
   let current: Run | undefined;

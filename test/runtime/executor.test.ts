@@ -109,6 +109,8 @@ function executor(options: ExecutorOptions = {}): ActionExecutor {
     actions: [streamingAction, missingEnd, boom, honours, ignores, hangs, generator],
     logger: silentLogger,
     bargeInTimeoutSeconds: 2,
+    // These cases check Rasa's behaviour (clients see `str(exc)`), which exposure turns on.
+    exposeActionErrors: true,
     ...options,
   });
 }
@@ -535,7 +537,7 @@ describe('bad input', () => {
   ];
   for (const [what, action, pattern] of cases) {
     test(`an action that ${what}: error + run-end, registries empty, executor still serves`, async () => {
-      const ex = new ActionExecutor({ actions: [action, streamingAction], logger: silentLogger });
+      const ex = new ActionExecutor({ actions: [action, streamingAction], logger: silentLogger, exposeActionErrors: true });
       const events = await eventsOf(ex, call('bad'));
       assert.deepEqual(
         events.map((e) => e.type),
@@ -656,5 +658,65 @@ describe('ended runs', () => {
     assert.equal(ex.getRun(run.id), run);
     await sleep(40);
     assert.equal(ex.getRun(run.id), undefined);
+  });
+});
+
+describe('limits (issue 14)', () => {
+  test('action error text is redacted by default (exposeActionErrors is opt-in)', async () => {
+    const ex = new ActionExecutor({ actions: [boom], logger: silentLogger });
+    assert.equal(ex.exposeActionErrors, false);
+    await assert.rejects(ex.run(call('action_boom')), (e: unknown) => SluiceError.isInstance(e) && e.message === "Action 'action_boom' failed");
+  });
+
+  test('maxConcurrentRuns and maxConcurrentRunsPerOwner: start throws resource_exhausted with a retry hint', async () => {
+    const ex = executor({ maxConcurrentRuns: 3, maxConcurrentRunsPerOwner: 2, bargeInTimeoutSeconds: 0.05 });
+    const a1 = ex.start(call('hangs_after_chunk'), { owner: 'alice' });
+    const a2 = ex.start(call('hangs_after_chunk'), { owner: 'alice' });
+    assert.equal(a1.owner, 'alice');
+    assert.throws(
+      () => ex.start(call('hangs_after_chunk'), { owner: 'alice' }),
+      (e: unknown) => SluiceError.isInstance(e) && e.code === 'resource_exhausted' && e.details.retryAfterSeconds === 1 && /per client/.test(e.message),
+    );
+    const b1 = ex.start(call('hangs_after_chunk'), { owner: 'bob' });
+    assert.throws(() => ex.start(call('hangs_after_chunk')), (e: unknown) => SluiceError.isInstance(e) && e.code === 'resource_exhausted' && /at most 3/.test(e.message));
+    a1.cancel();
+    await a1.done;
+    const a3 = ex.start(call('hangs_after_chunk'), { owner: 'alice' });
+    await ex.close();
+    for (const run of [a2, b1, a3]) assert.equal(run.state, 'ended');
+    await sleep(20);
+    assertIdle(ex);
+  });
+
+  test('maxRunDurationMs: a run that lasts too long is cancelled and ends with reason timeout', async () => {
+    const ex = executor({ maxRunDurationMs: 50, bargeInTimeoutSeconds: 1 });
+    const run = ex.start(call('honours_signal'));
+    const end = await run.done;
+    assert.equal(end.reason, 'timeout');
+    assert.equal(run.cancelReason?.code, 'timeout');
+    await sleep(20);
+    assertIdle(ex);
+  });
+
+  test('retainEndedRunsBytes: ended runs are kept by estimated size as well as by count', async () => {
+    const big = defineAction({
+      name: 'big',
+      async *stream() {
+        for (let i = 0; i < 50; i++) yield 'x'.repeat(10_000);
+      },
+    });
+    const ex = new ActionExecutor({ actions: [big], logger: silentLogger, retainEndedRunsBytes: 3_000_000 });
+    const runs = [];
+    for (let i = 0; i < 10; i++) {
+      const run = ex.start(call('big'));
+      await run.done;
+      runs.push(run);
+    }
+    const { runs: kept, bytes } = ex.retained;
+    // Each run holds 50 × 10,000 UTF-16 characters ≈ 1 MB: three fit, the oldest went first.
+    assert.ok(kept >= 2 && kept <= 3, `kept ${kept} runs`);
+    assert.ok(bytes <= 3_000_000, `${bytes} bytes`);
+    assert.equal(ex.getRun(runs[0]!.id), undefined);
+    assert.equal(ex.getRun(runs[9]!.id), runs[9]);
   });
 });

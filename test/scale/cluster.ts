@@ -32,7 +32,7 @@ export interface Instance {
 export async function startInstance(redisUrl: string, prefix: string, extraEnv: Record<string, string> = {}): Promise<Instance> {
   const child = spawn(NODE, [MAIN, 'serve', '--actions', FIXTURE, '--port', '0', '--grpc-port', '0', '--redis', redisUrl, '--redis-prefix', prefix], {
     cwd: repo,
-    env: { ...process.env, SLUICE_LOG_LEVEL: 'warn', ...extraEnv },
+    env: { ...process.env, SLUICE_LOG_LEVEL: 'info', ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -5,6 +5,7 @@
  */
 
 import { z } from 'zod';
+import { DEFAULT_MAX_DEPTH, checkDepth } from '../../protocol/depth.ts';
 import { SluiceError } from '../../protocol/errors.ts';
 import type { RasaEvent } from '../../protocol/events.ts';
 import { describeIssues } from '../../protocol/schemas.ts';
@@ -40,13 +41,16 @@ export interface ChatRequest {
 
 /**
  * Validates the body of `POST /api/chat`. Throws `invalid_argument` naming every offending field,
- * e.g. `messages.0.parts.0.text: a text part needs a string \`text\``. Messages without an `id`
+ * e.g. `messages.0.parts.0.text: a text part needs a string \`text\``, and a body nested deeper
+ * than `maxDepth` objects/arrays. Messages without an `id`
  * get one (`<chat id>-<index>`), so stored messages can always be addressed.
  */
-export function parseChatRequest(body: unknown, maxMessages: number): ChatRequest {
+export function parseChatRequest(body: unknown, maxMessages: number, maxDepth: number = DEFAULT_MAX_DEPTH): ChatRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new SluiceError('invalid_argument', 'Invalid chat request: the body must be a JSON object like { id, messages }');
   }
+  // Before validation (which recurses) and before anything is stored (a deep value could not be read back).
+  checkDepth(body, maxDepth, 'Invalid chat request: the body');
   const schema = z.looseObject({ id: chatIdSchema, messages: z.array(messageSchema).min(1).max(maxMessages) });
   const parsed = schema.safeParse(body);
   if (!parsed.success) throw new SluiceError('invalid_argument', `Invalid chat request: ${describeIssues(parsed.error)}`);

@@ -354,12 +354,13 @@ class ChatEndpoints {
       maxDurationMs: this.#maxDurationMs,
       streamHeaders: UI_MESSAGE_STREAM_HEADERS,
       meter: this.#executor.wire.of('ui-message'),
+      stallNotice: TOO_SLOW_PART,
     });
     this.writers.add(writer);
     writer.onclose = (reason) => {
       this.writers.delete(writer);
       sub.unsubscribe(); // wakes the loop if it waits for an event
-      if (reason === 'disconnected' && cancelOnDisconnect) {
+      if ((reason === 'disconnected' || reason === 'too-slow') && cancelOnDisconnect) {
         run.cancel(new SluiceError('cancelled', 'The client disconnected', { details: { reason: 'disconnect' } }));
       }
     };
@@ -401,6 +402,8 @@ function chatKey(request: FastifyRequest, chatId: string): string {
   const owner = ownerOf(request);
   return owner === undefined ? chatId : `${encodeURIComponent(owner)}:${chatId}`;
 }
+/** The UI message part a reader that took nothing for the writer's stall timeout is dropped with. */
+const TOO_SLOW_PART = 'data: {"type":"error","errorText":"Reader too slow: the connection accepted no data for too long"}\n\n';
 
 function chatIdParam(request: FastifyRequest, reply: FastifyReply): string | null {
   const id = (request.params as { id?: unknown }).id;

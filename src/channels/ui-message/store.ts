@@ -4,6 +4,7 @@
  * @module
  */
 
+import { SluiceError } from '../../protocol/errors.ts';
 import type { UiMessage } from './parts.ts';
 
 /**
@@ -30,6 +31,8 @@ export interface MemoryChatStoreOptions {
   maxChats?: number;
   /** Most messages kept per chat, newest last. Default 200. */
   maxMessages?: number;
+  /** Most bytes (of the messages as JSON) kept over all chats; the least recently used go first. Default 64 MiB. */
+  maxBytes?: number;
 }
 
 function limit(name: string, value: number | undefined, fallback: number): number {
@@ -42,11 +45,19 @@ function limit(name: string, value: number | undefined, fallback: number): numbe
 export class MemoryChatStore implements ChatStore {
   readonly maxChats: number;
   readonly maxMessages: number;
-  #chats = new Map<string, UiMessage[]>();
+  readonly maxBytes: number;
+  #chats = new Map<string, { messages: UiMessage[]; bytes: number }>();
+  #bytes = 0;
 
   constructor(options: MemoryChatStoreOptions = {}) {
     this.maxChats = limit('maxChats', options.maxChats, 1_000);
     this.maxMessages = limit('maxMessages', options.maxMessages, 200);
+    this.maxBytes = limit('maxBytes', options.maxBytes, 64 * 1024 * 1024);
+  }
+
+  /** Bytes held (the saved messages as JSON). */
+  get bytes(): number {
+    return this.#bytes;
   }
 
   /** Chats held. */
@@ -55,24 +66,46 @@ export class MemoryChatStore implements ChatStore {
   }
 
   get(chatId: string): UiMessage[] | undefined {
-    const messages = this.#chats.get(chatId);
-    if (messages === undefined) return undefined;
+    const entry = this.#chats.get(chatId);
+    if (entry === undefined) return undefined;
     // Map order is insertion order: re-inserting marks the chat as recently used.
     this.#chats.delete(chatId);
-    this.#chats.set(chatId, messages);
-    return messages.slice();
+    this.#chats.set(chatId, entry);
+    return entry.messages.slice();
   }
 
+  /**
+   * Replaces a chat's messages. Throws `invalid_argument` for messages that cannot be serialised
+   * as JSON (nothing is stored that could not be read back) and `resource_exhausted` for one chat
+   * larger than `maxBytes`.
+   */
   save(chatId: string, messages: UiMessage[]): void {
-    this.#chats.delete(chatId);
-    this.#chats.set(chatId, messages.length > this.maxMessages ? messages.slice(-this.maxMessages) : messages.slice());
-    for (const id of this.#chats.keys()) {
-      if (this.#chats.size <= this.maxChats) break;
+    const kept = messages.length > this.maxMessages ? messages.slice(-this.maxMessages) : messages.slice();
+    let bytes: number;
+    try {
+      // Once per save (not per chunk): measures the chat and proves it can be read back.
+      bytes = JSON.stringify(kept).length + chatId.length;
+    } catch (error) {
+      throw new SluiceError('invalid_argument', `MemoryChatStore: chat '${chatId}' cannot be stored: its messages are not serialisable as JSON`, { cause: error });
+    }
+    if (bytes > this.maxBytes) {
+      throw new SluiceError('resource_exhausted', `MemoryChatStore: chat '${chatId}' is larger than the store's ${this.maxBytes} bytes`);
+    }
+    this.delete(chatId);
+    this.#chats.set(chatId, { messages: kept, bytes });
+    this.#bytes += bytes;
+    for (const [id, entry] of this.#chats) {
+      if (this.#chats.size <= this.maxChats && this.#bytes <= this.maxBytes) break;
       this.#chats.delete(id);
+      this.#bytes -= entry.bytes;
     }
   }
 
   delete(chatId: string): boolean {
-    return this.#chats.delete(chatId);
+    const entry = this.#chats.get(chatId);
+    if (entry === undefined) return false;
+    this.#chats.delete(chatId);
+    this.#bytes -= entry.bytes;
+    return true;
   }
 }

@@ -43,6 +43,7 @@
  * @module
  */
 
+import { DEFAULT_MAX_DEPTH, checkDepth } from '../../protocol/depth.ts';
 import { randomUUID } from 'node:crypto';
 import { WebSocket, type RawData } from 'ws';
 import { SluiceError } from '../../protocol/errors.ts';
@@ -204,6 +205,8 @@ export class VoiceSession {
   }
 
   #onMessage(data: RawData, isBinary: boolean): void {
+    // Closed by a limit (the guard's listener runs first): the message is not acted on.
+    if (this.socket.readyState !== WebSocket.OPEN) return;
     if (isBinary) return this.#reject('invalid_argument', 'Binary frames are not accepted: send JSON text commands');
     let message: unknown;
     try {
@@ -217,6 +220,7 @@ export class VoiceSession {
     }
     const msg = message as Message;
     try {
+      checkDepth(msg, DEFAULT_MAX_DEPTH, 'Invalid message: it');
       switch (msg.type) {
         case 'start':
           return this.#start(msg);
@@ -238,7 +242,7 @@ export class VoiceSession {
             'invalid_argument',
             msg.type === undefined
               ? "Invalid message: 'type' is required (start, say, pause, resume, interrupt or history)"
-              : `Invalid message: unknown type ${JSON.stringify(msg.type)}; expected start, say, pause, resume, interrupt or history`,
+              : `Invalid message: unknown type ${typeof msg.type === 'string' ? JSON.stringify(msg.type.slice(0, 256)) : typeof msg.type}; expected start, say, pause, resume, interrupt or history`,
           );
       }
     } catch (thrown) {

@@ -19,6 +19,7 @@ import { mayAccess, ownerOf } from '../principal.ts';
 import { VoiceChannel } from './channel.ts';
 import { VOICE_COMMANDS, controlVoiceSession, ownedSessions } from './control.ts';
 import type { VoiceChannelOptions } from './channel.ts';
+import { WsGuard, resolveWsGuardOptions, type WsGuardOptions } from '../ws-guard.ts';
 
 /** Options of {@link voiceWsRoutes}. */
 export type VoiceWsRoutesOptions = ({ channel: VoiceChannel } | VoiceChannelOptions) & {
@@ -35,6 +36,8 @@ export type VoiceWsRoutesOptions = ({ channel: VoiceChannel } | VoiceChannelOpti
   listing?: boolean;
   /** Root of the control routes (`<sessionsPath>/:sessionId/pause|resume|interrupt`). Default `/voice/sessions`. */
   sessionsPath?: string;
+  /** Heartbeat, send-queue cap and message rate of the sockets (see {@link WsGuardOptions}). */
+  limits?: WsGuardOptions;
 };
 
 function checkPath(name: string, value: unknown, fallback: string): string {
@@ -50,8 +53,10 @@ function checkPath(name: string, value: unknown, fallback: string): string {
  * passed in belongs to the caller.
  */
 export const voiceWsRoutes: FastifyPluginAsync<VoiceWsRoutesOptions> = async (app: FastifyInstance, options: VoiceWsRoutesOptions) => {
-  const { path, historyPath, sessionsPath, listing, ...rest } = options as VoiceWsRoutesOptions & Record<string, unknown>;
+  const { path, historyPath, sessionsPath, listing, limits, ...rest } = options as VoiceWsRoutesOptions & Record<string, unknown>;
   if (listing !== undefined && typeof listing !== 'boolean') throw new SluiceError('invalid_argument', "voiceWsRoutes: option 'listing' must be a boolean");
+  const guard = new WsGuard(resolveWsGuardOptions('voiceWsRoutes: limits', limits as WsGuardOptions | undefined));
+  app.addHook('onClose', async () => guard.close());
   const socketPath = checkPath('path', path, '/voice/ws');
   const historyRoot = checkPath('historyPath', historyPath, '/voice/history');
   const sessionsRoot = checkPath('sessionsPath', sessionsPath, '/voice/sessions');
@@ -71,6 +76,7 @@ export const voiceWsRoutes: FastifyPluginAsync<VoiceWsRoutesOptions> = async (ap
     throw new SluiceError('failed_precondition', 'voiceWsRoutes: register @fastify/websocket before the voice routes');
   }
   app.get(socketPath, { websocket: true }, (socket, request) => {
+    guard.watch(socket);
     channel.accept(socket, ownerOf(request));
   });
   app.get(`${historyRoot}/:turnId`, async (request, reply) => {

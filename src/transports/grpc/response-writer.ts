@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
+import http2, { type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { UniversalServerResponse } from '@connectrpc/connect/protocol';
 
@@ -56,10 +56,23 @@ function isGone(stream: ServerHttp2Stream): boolean {
   return stream.closed || stream.destroyed;
 }
 
-/** Resolves once the stream wants more data, or is gone. */
-function writable(stream: ServerHttp2Stream): Promise<void> {
+/** Default longest wait for a client to take data (see {@link writeUniversalResponse}). */
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+
+/**
+ * Resolves once the stream wants more data, or is gone. A client that takes nothing for
+ * `stallTimeoutMs` is reset with ENHANCE_YOUR_CALM (gRPC clients read it as RESOURCE_EXHAUSTED):
+ * it would otherwise hold the run it reads, and every other reader of it, for ever.
+ */
+function writable(stream: ServerHttp2Stream, stallTimeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      if (!isGone(stream)) stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      done();
+    }, stallTimeoutMs);
+    timer.unref();
     const done = (): void => {
+      clearTimeout(timer);
       stream.off('drain', done);
       stream.off('close', done);
       resolve();
@@ -115,16 +128,17 @@ class CoalescingWriter {
     return isGone(this.#stream);
   }
 
-  waitWritable(): Promise<void> {
-    return writable(this.#stream);
+  waitWritable(stallTimeoutMs: number): Promise<void> {
+    return writable(this.#stream, stallTimeoutMs);
   }
 }
 
 /**
  * Sends `response` on `res`: headers once the first body bytes exist (so handlers may still set
- * headers), the body coalesced, then trailers. Stops pulling the body when the client is gone.
+ * headers), the body coalesced, then trailers. Stops pulling the body when the client is gone, or
+ * has taken no data for `stallTimeoutMs` (then the stream is reset).
  */
-export async function writeUniversalResponse(response: UniversalServerResponse, res: Http2ServerResponse): Promise<void> {
+export async function writeUniversalResponse(response: UniversalServerResponse, res: Http2ServerResponse, stallTimeoutMs = DEFAULT_STALL_TIMEOUT_MS): Promise<void> {
   const it = response.body?.[Symbol.asyncIterator]();
   const writer = new CoalescingWriter(res);
   let completed = false;
@@ -135,7 +149,7 @@ export async function writeUniversalResponse(response: UniversalServerResponse, 
       res.writeHead(response.status, nodeHeaders(response.header));
       for (; step.done !== true; step = await it.next()) {
         writer.push(step.value);
-        if (writer.mustWait) await writer.waitWritable();
+        if (writer.mustWait) await writer.waitWritable(stallTimeoutMs);
         if (writer.gone) return;
       }
     }

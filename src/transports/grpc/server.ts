@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { Code, ConnectError, createConnectRouter, createContextValues } from '@connectrpc/connect';
 import { createMethodUrl, type UniversalServerRequest, type UniversalServerResponse } from '@connectrpc/connect/protocol';
 import { compressionGzip, universalRequestFromNodeRequest } from '@connectrpc/connect-node';
+import { SluiceError } from '../../protocol/errors.ts';
 import type { ActionExecutor } from '../../runtime/executor.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { Principal } from '../../channels/principal.ts';
@@ -22,7 +23,7 @@ import { grpcAuthRequest, isOpenMethod, principalKey } from './auth.ts';
 import { ActionService } from './gen/action_webhook_pb.ts';
 import { Health } from './gen/health_pb.ts';
 import { VoiceService } from './gen/sluice_voice_pb.ts';
-import { encodeGrpcMessage, writeUniversalResponse } from './response-writer.ts';
+import { DEFAULT_STALL_TIMEOUT_MS, encodeGrpcMessage, writeUniversalResponse } from './response-writer.ts';
 import { voiceServiceImpl } from './voice-service.ts';
 import type { VoiceSessionLookup } from '../../channels/voice/control.ts';
 import { createWebhookStreamHandler } from './webhook-stream-handler.ts';
@@ -80,6 +81,11 @@ export interface GrpcServerOptions {
   auth?: AuthOptions;
   /** TLS (and mTLS with `ca`): the server speaks HTTP/2 over TLS instead of h2c. */
   tls?: TlsOptions;
+  /**
+   * Longest a streaming call may wait for its client to take data (HTTP/2 flow control) before it
+   * is reset with ENHANCE_YOUR_CALM (RESOURCE_EXHAUSTED), so no reader holds a run for ever. Default 30,000 ms.
+   */
+  stallTimeoutMs?: number;
 }
 
 /** A gRPC server for Rasa's action protocol (and Sluice's sentence service for voice gateways). */
@@ -140,6 +146,10 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   // responses over 1 KiB for clients that ask for it.
   const acceptCompression = [compressionGzip];
   const readMaxBytes = options.readMaxBytes ?? 4 * 1024 * 1024;
+  const stallTimeoutMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  if (typeof stallTimeoutMs !== 'number' || !Number.isFinite(stallTimeoutMs) || stallTimeoutMs <= 0) {
+    throw new SluiceError('invalid_argument', `createGrpcServer: 'stallTimeoutMs' must be a finite number > 0 (got ${String(options.stallTimeoutMs)})`);
+  }
   const router = createConnectRouter({
     grpc: true,
     grpcWeb: false,
@@ -210,7 +220,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       return;
     }
     route(universal)
-      .then((response) => writeUniversalResponse(response, res))
+      .then((response) => writeUniversalResponse(safeStatus(response), res, stallTimeoutMs))
       .then(() => {
         if (!req.complete) closeUnread(res.stream);
       })
@@ -272,4 +282,43 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
       return closing;
     },
   };
+}
+
+/**
+ * A request the server could not decode is the client's error: Connect reports it as INTERNAL
+ * with the parser's own text (`parse binary: premature EOF`). Such a status becomes
+ * INVALID_ARGUMENT with a message that says what was wrong without the decoder's detail.
+ */
+const DECODE_FAILURE = /^(parse binary|parse json|decompress)/;
+const SAFE_DECODE_MESSAGE = 'invalid request: the message could not be decoded as the method\'s protobuf request type';
+
+function fixDecodeStatus(headers: Headers | undefined): void {
+  if (headers === undefined || headers.get('grpc-status') !== String(Code.Internal)) return;
+  let message: string;
+  try {
+    message = decodeURIComponent(headers.get('grpc-message') ?? '');
+  } catch {
+    return;
+  }
+  if (!DECODE_FAILURE.test(message)) return;
+  headers.set('grpc-status', String(Code.InvalidArgument));
+  headers.set('grpc-message', encodeURIComponent(SAFE_DECODE_MESSAGE));
+}
+
+function safeStatus(response: UniversalServerResponse): UniversalServerResponse {
+  fixDecodeStatus(response.header);
+  const body = response.body;
+  if (body === undefined || !(Symbol.asyncIterator in (body as object))) {
+    fixDecodeStatus(response.trailer);
+    return response;
+  }
+  // The trailer of a streamed answer is filled while its body is read.
+  async function* checked(): AsyncGenerator<Uint8Array> {
+    try {
+      yield* body as AsyncIterable<Uint8Array>;
+    } finally {
+      fixDecodeStatus(response.trailer);
+    }
+  }
+  return { ...response, body: checked() };
 }

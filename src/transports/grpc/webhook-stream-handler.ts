@@ -19,6 +19,7 @@ import { gunzip } from 'node:zlib';
 import { fromBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { UniversalServerRequest, UniversalServerResponse } from '@connectrpc/connect/protocol';
+import { SluiceError } from '../../protocol/errors.ts';
 import type { SluiceEvent } from '../../protocol/events.ts';
 import type { ActionExecutor } from '../../runtime/executor.ts';
 import { traceHeadersOf } from '../../runtime/observer.ts';
@@ -26,7 +27,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { Subscription } from '../../runtime/subscription.ts';
 import { RasaStreamTranslator } from './action-service.ts';
 import { principalKey } from './auth.ts';
-import { requestToActionCall } from './convert.ts';
+import { requestToActionCall, statusError, statusForError } from './convert.ts';
 import { encodeFrames } from './frames.ts';
 import { WebhookRequestSchema, type WebhookRequest, type WebhookStreamEvent } from './gen/action_webhook_pb.ts';
 import { encodeGrpcMessage } from './response-writer.ts';
@@ -90,13 +91,14 @@ async function readRequest(body: AsyncIterable<Uint8Array>, gzip: boolean, readM
       if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
         throw new ConnectError(`decompressed message size is larger than configured readMaxBytes ${readMaxBytes}`, Code.ResourceExhausted);
       }
-      throw new ConnectError(`decompress gzip: ${String((error as Error).message)}`, Code.InvalidArgument);
+      throw new ConnectError('invalid request: the message is not valid gzip data', Code.InvalidArgument, undefined, undefined, error);
     }
   }
   try {
     return fromBinary(WebhookRequestSchema, message);
   } catch (error) {
-    throw new ConnectError(`parse binary: ${error instanceof Error ? error.message : String(error)}`, Code.Internal);
+    // The decoder's own text stays in the server: it says nothing useful to a client.
+    throw new ConnectError('invalid request: the message could not be decoded as a WebhookRequest', Code.InvalidArgument, undefined, undefined, error);
   }
 }
 
@@ -164,6 +166,10 @@ export function createWebhookStreamHandler(
         translator.finish(signal);
       } catch (error) {
         if (error instanceof ConnectError) setStatus(trailer, error);
+        else if (SluiceError.isInstance(error)) {
+          // E.g. `resource_exhausted` from executor.start: a status of its own, not a bug.
+          setStatus(trailer, statusError(statusForError({ code: error.code, message: error.message, reason: error.details.reason, actionName: error.details.actionName }, '')));
+        }
         else if (signal.aborted) setStatus(trailer, ConnectError.from(signal.reason, Code.Canceled));
         else {
           // Not a status this handler chose: a bug.

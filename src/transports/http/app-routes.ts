@@ -65,6 +65,8 @@ export interface AppRoutesOptions {
   pingIntervalMs?: number;
   /** End a stream after this many ms (the step goes on and can be resumed). Default: no limit. */
   maxDurationMs?: number;
+  /** Drop a reader that takes no data for this many ms (see `SseWriterOptions.stallTimeoutMs`). Default 30,000. */
+  stallTimeoutMs?: number;
   /** Default: a pino logger (`createLogger()`). */
   logger?: Logger;
 }
@@ -166,6 +168,7 @@ class AppEndpoints {
   readonly #apps: AppRegistry;
   readonly #pingIntervalMs: number;
   readonly #maxDurationMs: number | undefined;
+  readonly #stallTimeoutMs: number | undefined;
   readonly #logger: Logger;
   /** The step of each app that this plugin is running (one at most). */
   readonly #active = new WeakMap<Application, ActiveStep>();
@@ -184,6 +187,11 @@ class AppEndpoints {
       throw invalid(`appRoutes: option 'maxDurationMs' must be a number > 0 (got ${String(max)})`);
     }
     this.#maxDurationMs = max;
+    const stall = options.stallTimeoutMs;
+    if (stall !== undefined && (typeof stall !== 'number' || !Number.isFinite(stall) || stall <= 0)) {
+      throw invalid(`appRoutes: option 'stallTimeoutMs' must be a number > 0 (got ${String(stall)})`);
+    }
+    this.#stallTimeoutMs = stall;
     this.#logger = options.logger ?? createLogger();
   }
 
@@ -479,12 +487,13 @@ class AppEndpoints {
       pingIntervalMs: this.#pingIntervalMs,
       maxDurationMs: this.#maxDurationMs,
       maxDurationNotice: `: max duration reached; resume with GET /apps/${encodeURIComponent(appId)}/runs/${run.id}/events and Last-Event-ID\n\n`,
+      stallTimeoutMs: this.#stallTimeoutMs,
     });
     this.#writers.add(writer);
     writer.onclose = (reason) => {
       this.#writers.delete(writer);
       sub.unsubscribe(); // wakes the loop below if it waits for an event
-      if (reason === 'disconnected' && cancelOnDisconnect) run.cancel(disconnected());
+      if ((reason === 'disconnected' || reason === 'too-slow') && cancelOnDisconnect) run.cancel(disconnected());
     };
     const extra: OutgoingHttpHeaders = {};
     if (step !== null) {

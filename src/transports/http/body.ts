@@ -2,19 +2,21 @@
  * Request bodies: every body is read as JSON (the cross-site hook has already refused any other
  * content type with 415, see `cross-site.ts`), after inflating `Content-Encoding: deflate` (Rasa's own client
  * sends zlib-compressed bodies) or `gzip`. The size limit applies to the bytes received and again
- * to the inflated bytes, so a small compressed body cannot expand without bound.
+ * to the inflated bytes, so a small compressed body cannot expand without bound. A body nested
+ * deeper than `maxDepth` objects/arrays is a 400 naming the limit (see `protocol/depth.ts`).
  * @module
  */
 
 import { gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
+import { DEFAULT_MAX_DEPTH, nestingDepth } from '../../protocol/depth.ts';
 import { INVALID_BODY, httpError } from './errors.ts';
 
 /** Fastify's error code for a body over the limit (its message does not say the limit). */
 export const BODY_TOO_LARGE = 'FST_ERR_CTP_BODY_TOO_LARGE';
 
 /** Replaces Fastify's parsers with one that reads every body as JSON (see the module comment). */
-export function registerBodyParser(app: FastifyInstance, bodyLimit: number): void {
+export function registerBodyParser(app: FastifyInstance, bodyLimit: number, maxDepth: number = DEFAULT_MAX_DEPTH): void {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (request, raw, done) => {
@@ -32,7 +34,9 @@ export function registerBodyParser(app: FastifyInstance, bodyLimit: number): voi
     }
     parseJson(request, bytes.toString('utf8'), (error, value) => {
       if (error) done(httpError(400, INVALID_BODY, 'INVALID_BODY'), undefined);
-      else done(null, value);
+      else if (nestingDepth(value, maxDepth) > maxDepth) {
+        done(httpError(400, `Request body is nested too deeply: the limit is ${maxDepth} levels of objects and arrays`, 'BODY_TOO_DEEP'), undefined);
+      } else done(null, value);
     });
   });
 }

@@ -15,6 +15,8 @@ export interface HttpContext {
   logger: Logger;
   sse: ResolvedSseOptions;
   ws: ResolvedWsOptions;
+  /** Deepest nesting of objects/arrays accepted in a body or socket message. */
+  maxDepth: number;
   /** Open SSE responses, ended when the server closes so `close()` does not wait on them. */
   writers: Set<SseWriter>;
 }

@@ -16,6 +16,8 @@ export const INVALID_BODY = 'Invalid body request';
 export interface ErrorReply {
   status: number;
   body: Record<string, unknown>;
+  /** For a `Retry-After` header (limits). */
+  retryAfterSeconds?: number;
 }
 
 /** Statuses Rasa gives its own exceptions, keyed by `SluiceError.details.reason`. */
@@ -31,22 +33,30 @@ const SERVER_CODES = new Set(['unavailable', 'cancelled', 'timeout', 'resource_e
 
 /**
  * Maps an executor error to Rasa's webhook reply: 400 / 404 / 449 `{ error, action_name }` for
- * malformed calls, rejections, unknown actions and a missing domain; 500
- * `{ error, request_body }` for an action that failed (what Sanic's catch-all handler sends).
+ * malformed calls, rejections, unknown actions and a missing domain; 500 `{ error }` for an
+ * action that failed, with `request_body` (what Sanic's catch-all handler sends) only when
+ * `exposeErrors` — the executor's `exposeActionErrors` — allows echoing. A `resource_exhausted`
+ * reply carries `retryAfterSeconds` for a `Retry-After` header.
  */
-export function rasaErrorReply(error: SluiceError, requestBody: unknown): ErrorReply {
+export function rasaErrorReply(error: SluiceError, requestBody: unknown, exposeErrors = false): ErrorReply {
   const reason = typeof error.details.reason === 'string' ? error.details.reason : '';
   const actionName = typeof error.details.actionName === 'string' ? error.details.actionName : undefined;
   const status = RASA_STATUS[reason] ?? (SERVER_CODES.has(error.code) ? HTTP_STATUS[error.code] : undefined);
-  if (status === undefined) return { status: 500, body: { error: error.message, request_body: requestBody ?? null } };
+  if (status === undefined) {
+    return { status: 500, body: exposeErrors ? { error: error.message, request_body: requestBody ?? null } : { error: error.message } };
+  }
   const body: Record<string, unknown> = { error: error.message };
   if (actionName !== undefined && actionName !== '') body.action_name = actionName;
-  return { status, body };
+  const retryAfter = error.details.retryAfterSeconds;
+  return typeof retryAfter === 'number' ? { status, body, retryAfterSeconds: retryAfter } : { status, body };
 }
 
 /** Maps any SluiceError to `{ status: HTTP_STATUS[code], body: { error, code } }`. */
 export function errorReply(error: SluiceError): ErrorReply {
-  return { status: HTTP_STATUS[error.code], body: { error: error.message, code: error.code } };
+  const reply: ErrorReply = { status: HTTP_STATUS[error.code], body: { error: error.message, code: error.code } };
+  const retryAfter = error.details.retryAfterSeconds;
+  if (typeof retryAfter === 'number') reply.retryAfterSeconds = retryAfter;
+  return reply;
 }
 
 /** An error carrying the HTTP status it should be answered with (for Fastify's error handler). */

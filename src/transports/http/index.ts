@@ -8,8 +8,10 @@
 export { createHttpServer } from './server.ts';
 export type { HttpServerOptions } from './server.ts';
 export { DEFAULT_BODY_LIMIT } from './options.ts';
-export type { SseOptions, WsOptions } from './options.ts';
-export { SSE_HEADERS, SseWriter, formatSseEvent } from '../../channels/sse-writer.ts';
+export type { HttpLimitsOptions, SseOptions, WsOptions } from './options.ts';
+export { WS_POLICY_VIOLATION, WsGuard, resolveWsGuardOptions } from '../../channels/ws-guard.ts';
+export type { WsGuardOptions } from '../../channels/ws-guard.ts';
+export { DEFAULT_STALL_TIMEOUT_MS, SSE_HEADERS, SseWriter, TOO_SLOW_FRAME, formatSseEvent } from '../../channels/sse-writer.ts';
 export type { SseCloseReason, SseWriterOptions } from '../../channels/sse-writer.ts';
 export { DETACH_HEADER, RUN_ID_HEADER, wantsEventStream } from './sse-routes.ts';
 export { STATUS_DOMAIN_MISSING, rasaErrorReply } from './errors.ts';

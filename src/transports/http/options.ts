@@ -4,6 +4,7 @@
  * @module
  */
 
+import { DEFAULT_MAX_DEPTH } from '../../protocol/depth.ts';
 import { SluiceError } from '../../protocol/errors.ts';
 
 /** Server-Sent Events settings. */
@@ -20,6 +21,13 @@ export interface SseOptions {
    * Default: no limit.
    */
   maxDurationMs?: number;
+  /**
+   * Longest a response may stay unable to take more data (the client reads nothing) before it is
+   * dropped: a last `event: error` frame with code `resource_exhausted` ("reader too slow") is
+   * queued and the connection is closed. So no reader holds a run's producer — and with it every
+   * other reader — for longer than this at a time. Default 30,000; must be > 0.
+   */
+  stallTimeoutMs?: number;
 }
 
 /** WebSocket settings. */
@@ -35,12 +43,46 @@ export interface WsOptions {
   stallTimeoutMs?: number;
   /** Largest message accepted from a client, in bytes. Default: the server's `bodyLimit`. */
   maxPayload?: number;
+  /**
+   * Most bytes queued to a socket when a message arrives from it; above it the socket is closed
+   * (1008 "send queue full"). Default 8 MiB (see `WsGuardOptions`).
+   */
+  maxQueuedBytes?: number;
+  /** Incoming messages per second per socket (token bucket); above it the socket is closed (1008). Default 100. */
+  messageRate?: number;
+  /** Burst of incoming messages allowed above `messageRate`. Default 200. */
+  messageBurst?: number;
+}
+
+/** Connection-level limits of the HTTP server (Node's `http.Server` settings). */
+export interface HttpLimitsOptions {
+  /**
+   * Time to receive a whole request, headers and body (Node's `requestTimeout`): a client that
+   * trickles its body is answered 408 and dropped. Responses that stream for longer (SSE) are not
+   * affected: the clock stops once the request is received. Default 30,000 ms.
+   */
+  requestTimeoutMs?: number;
+  /** Time to receive the request headers (Node's `headersTimeout`). Default 10,000 ms; at most `requestTimeoutMs`. */
+  headersTimeoutMs?: number;
+  /** Idle time of a kept-alive connection between requests. Default 72,000 ms (Fastify's: above common load balancers' 60 s). */
+  keepAliveTimeoutMs?: number;
+  /** Most open connections (HTTP, SSE and WebSocket together); more are refused at accept. Default 10,000. */
+  maxConnections?: number;
+}
+
+/** Resolved connection limits. */
+export interface ResolvedHttpLimits {
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxConnections: number;
 }
 
 /** Resolved SSE settings. */
 export interface ResolvedSseOptions {
   pingIntervalMs: number;
   maxDurationMs: number | undefined;
+  stallTimeoutMs: number;
 }
 
 /** Resolved WebSocket settings. */
@@ -49,6 +91,9 @@ export interface ResolvedWsOptions {
   highWaterMark: number;
   stallTimeoutMs: number;
   maxPayload: number;
+  maxQueuedBytes: number;
+  messageRate: number;
+  messageBurst: number;
 }
 
 /** Default request body limit: 1 MiB. */
@@ -78,6 +123,7 @@ export function resolveSseOptions(options: SseOptions = {}): ResolvedSseOptions 
   return {
     pingIntervalMs: positive('sse.pingIntervalMs', options.pingIntervalMs, 15_000),
     maxDurationMs: positive('sse.maxDurationMs', options.maxDurationMs, undefined),
+    stallTimeoutMs: positive('sse.stallTimeoutMs', options.stallTimeoutMs, 30_000),
   };
 }
 
@@ -88,5 +134,34 @@ export function resolveWsOptions(options: WsOptions = {}, bodyLimit: number): Re
     highWaterMark: positive('ws.highWaterMark', options.highWaterMark, 1024 * 1024),
     stallTimeoutMs: positive('ws.stallTimeoutMs', options.stallTimeoutMs, 30_000),
     maxPayload: positive('ws.maxPayload', options.maxPayload, bodyLimit),
+    maxQueuedBytes: positive('ws.maxQueuedBytes', options.maxQueuedBytes, 8 * 1024 * 1024),
+    messageRate: positive('ws.messageRate', options.messageRate, 100),
+    messageBurst: positive('ws.messageBurst', options.messageBurst, 200),
   };
+}
+
+/** Validates and completes the connection limits. */
+export function resolveHttpLimits(options: HttpLimitsOptions = {}): ResolvedHttpLimits {
+  const requestTimeoutMs = positive('limits.requestTimeoutMs', options.requestTimeoutMs, 30_000);
+  const headersTimeoutMs = positive('limits.headersTimeoutMs', options.headersTimeoutMs, Math.min(10_000, requestTimeoutMs));
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new SluiceError('invalid_argument', `createHttpServer: 'limits.headersTimeoutMs' (${headersTimeoutMs}) must be ≤ 'limits.requestTimeoutMs' (${requestTimeoutMs})`);
+  }
+  const maxConnections = positive('limits.maxConnections', options.maxConnections, 10_000);
+  if (!Number.isInteger(maxConnections)) {
+    throw new SluiceError('invalid_argument', `createHttpServer: 'limits.maxConnections' must be an integer (got ${maxConnections})`);
+  }
+  return {
+    requestTimeoutMs,
+    headersTimeoutMs,
+    keepAliveTimeoutMs: positive('limits.keepAliveTimeoutMs', options.keepAliveTimeoutMs, 72_000),
+    maxConnections,
+  };
+}
+
+/** Validates the nesting-depth limit of request bodies and socket messages. */
+export function resolveMaxDepth(value: number | undefined): number {
+  const depth = positive('maxDepth', value, DEFAULT_MAX_DEPTH);
+  if (!Number.isInteger(depth)) throw new SluiceError('invalid_argument', `createHttpServer: 'maxDepth' must be an integer (got ${depth})`);
+  return depth;
 }

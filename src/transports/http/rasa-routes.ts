@@ -43,8 +43,9 @@ export function registerRasaRoutes(app: FastifyInstance, ctx: HttpContext): void
       if (result === null) return reply.code(200).type('application/json; charset=utf-8').send('null');
       return reply.code(200).send(result);
     } catch (thrown) {
-      const { status, body: payload } = rasaErrorReply(SluiceError.from(thrown), body);
+      const { status, body: payload, retryAfterSeconds } = rasaErrorReply(SluiceError.from(thrown), body, ctx.executor.exposeActionErrors);
       if (status >= 500) request.log.warn({ err: thrown }, 'Action call failed');
+      if (retryAfterSeconds !== undefined) reply.header('retry-after', String(retryAfterSeconds));
       return reply.code(status).send(payload);
     } finally {
       raw.off('close', onClose);

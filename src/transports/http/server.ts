@@ -14,7 +14,17 @@ import { registerCrossSite, resolveOrigins } from './cross-site.ts';
 import { BODY_TOO_LARGE, registerBodyParser } from './body.ts';
 import type { HttpContext } from './context.ts';
 import { registerControlRoutes } from './control-routes.ts';
-import { resolveBodyLimit, resolveSseOptions, resolveWsOptions, type SseOptions, type WsOptions } from './options.ts';
+import { HTTP_STATUS, SluiceError } from '../../protocol/errors.ts';
+import {
+  resolveBodyLimit,
+  resolveHttpLimits,
+  resolveMaxDepth,
+  resolveSseOptions,
+  resolveWsOptions,
+  type HttpLimitsOptions,
+  type SseOptions,
+  type WsOptions,
+} from './options.ts';
 import { registerRasaRoutes } from './rasa-routes.ts';
 import { registerSseRoutes } from './sse-routes.ts';
 import { registerWebsocketPlugin, registerWsRoutes } from './ws-routes.ts';
@@ -35,6 +45,10 @@ export interface HttpServerOptions {
   sse?: SseOptions;
   /** WebSocket settings. */
   ws?: WsOptions;
+  /** Request/header timeouts, keep-alive and the connection cap (see {@link HttpLimitsOptions}). */
+  limits?: HttpLimitsOptions;
+  /** Deepest nesting of objects and arrays accepted in a request body or socket message; deeper is a 400 naming the limit. Default 64. */
+  maxDepth?: number;
   /** Serves these applications under `/apps/:appId/…` (see `app-routes.ts`), with the `sse` settings. */
   apps?: AppRegistry;
   /**
@@ -94,25 +108,41 @@ function isLoggerInstance(value: unknown): value is FastifyBaseLogger {
  */
 export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   const bodyLimit = resolveBodyLimit(options.bodyLimit);
+  const limits = resolveHttpLimits(options.limits);
+  const maxDepth = resolveMaxDepth(options.maxDepth);
   const ctx: HttpContext = {
     executor: options.executor,
     logger: options.executor.logger,
     sse: resolveSseOptions(options.sse),
     ws: resolveWsOptions(options.ws, bodyLimit),
+    maxDepth,
     writers: new Set(),
   };
   const authenticator = new Authenticator(options.auth);
   const origins = resolveOrigins(options.cors);
   const https = options.tls === undefined ? {} : { https: serverTlsOptions('createHttpServer', options.tls) };
   const logger = options.logger ?? false;
+  // Node checks the request/header timeouts on a timer (30 s by default): check often enough that
+  // a slow client is dropped close to its deadline.
+  const serverOptions = {
+    bodyLimit,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, limits.headersTimeoutMs / 4)),
+    },
+  };
   const app = (
-    isLoggerInstance(logger) ? Fastify({ bodyLimit, loggerInstance: logger, ...https }) : Fastify({ bodyLimit, logger, ...https })
+    isLoggerInstance(logger) ? Fastify({ ...serverOptions, loggerInstance: logger, ...https }) : Fastify({ ...serverOptions, logger, ...https })
   ) as unknown as FastifyInstance;
+  app.server.maxConnections = limits.maxConnections;
 
   // First, at the root: every route added later, by plugins too, goes through them.
   registerAuth(app, authenticator, { publicPaths: options.auth?.publicPaths, logger: ctx.logger });
   registerCrossSite(app, origins);
-  registerBodyParser(app, bodyLimit);
+  registerBodyParser(app, bodyLimit, maxDepth);
 
   // While the server drains, whatever would start work is refused at once, on routes added to the
   // instance later too (/api/chat, /apps, /voice/ws): 503 before the body is read.
@@ -132,6 +162,13 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     const status = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
     if (error.code === BODY_TOO_LARGE) {
       reply.code(413).send({ error: `Request body is too large: the limit is ${bodyLimit} bytes` });
+      return;
+    }
+    // A SluiceError thrown by a route (e.g. resource_exhausted from executor.start) keeps its status.
+    if (SluiceError.isInstance(error) && error.code !== 'internal') {
+      const retryAfter = error.details.retryAfterSeconds;
+      if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
+      reply.code(HTTP_STATUS[error.code]).send({ error: error.message, code: error.code });
       return;
     }
     if (status >= 500) {
@@ -154,7 +191,13 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   // In a child scope so the route is added once the plugin above has loaded (its onRoute hook).
   app.register(async (scope) => registerWsRoutes(scope, ctx));
   if (options.apps !== undefined) {
-    app.register(appRoutes, { apps: options.apps, pingIntervalMs: ctx.sse.pingIntervalMs, maxDurationMs: ctx.sse.maxDurationMs, logger: ctx.logger });
+    app.register(appRoutes, {
+      apps: options.apps,
+      pingIntervalMs: ctx.sse.pingIntervalMs,
+      maxDurationMs: ctx.sse.maxDurationMs,
+      stallTimeoutMs: ctx.sse.stallTimeoutMs,
+      logger: ctx.logger,
+    });
   }
   return app;
 }

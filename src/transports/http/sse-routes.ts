@@ -111,7 +111,7 @@ export function streamCall(ctx: HttpContext, request: FastifyRequest, reply: Fas
   try {
     checkActionCall(ctx.executor, body);
   } catch (thrown) {
-    const { status, body: payload } = rasaErrorReply(SluiceError.from(thrown), body);
+    const { status, body: payload } = rasaErrorReply(SluiceError.from(thrown), body, ctx.executor.exposeActionErrors);
     reply.code(status).send(payload);
     return DONE;
   }
@@ -160,13 +160,15 @@ async function pipeRunToSse(ctx: HttpContext, reply: FastifyReply, run: Run, sub
     maxDurationMs: ctx.sse.maxDurationMs,
     maxDurationNotice: `: max duration reached; resume with GET /runs/${run.id}/events and Last-Event-ID\n\n`,
     meter: ctx.executor.wire.of('http-sse'),
+    stallTimeoutMs: ctx.sse.stallTimeoutMs,
   });
   ctx.writers.add(writer);
   writer.onclose = (reason) => {
     ctx.writers.delete(writer);
     // Wakes the loop below if it waits for an event.
     sub.unsubscribe();
-    if (reason === 'disconnected' && cancelOnDisconnect) {
+    // A reader dropped as too slow is gone too: the run it started stops.
+    if ((reason === 'disconnected' || reason === 'too-slow') && cancelOnDisconnect) {
       run.cancel(new SluiceError('cancelled', 'The client disconnected', { details: { reason: 'disconnect' } }));
     }
   };

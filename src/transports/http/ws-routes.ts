@@ -12,6 +12,7 @@ import type { ResolvedWsOptions } from './options.ts';
 import type { HttpContext } from './context.ts';
 import { ownerOf } from '../../channels/principal.ts';
 import { WsSession } from './ws-session.ts';
+import { WsGuard } from '../../channels/ws-guard.ts';
 
 /**
  * Registers `@fastify/websocket` on `app` itself (it is encapsulation-free, so `app.websocketServer`
@@ -30,29 +31,17 @@ export function registerWebsocketPlugin(app: FastifyInstance, ws: ResolvedWsOpti
 }
 
 /**
- * Registers `/ws` and the heartbeat (after {@link registerWebsocketPlugin}): every `heartbeatMs` each socket is pinged, and one that has
- * not answered the previous ping is terminated (a dead peer sends no `close`), which releases its
- * subscriptions and cancels the runs it owns.
+ * Registers `/ws` (after {@link registerWebsocketPlugin}) with its {@link WsGuard}: every
+ * `heartbeatMs` each socket is pinged, and one that has not answered the previous ping with a pong
+ * is terminated (a dead peer sends no `close`; a message is not a pong), which releases its
+ * subscriptions and cancels the runs it owns. A socket that sends faster than `messageRate` or
+ * whose send queue passes `maxQueuedBytes` is closed with 1008.
  */
 export function registerWsRoutes(app: FastifyInstance, ctx: HttpContext): void {
-  const sessions = new Set<WsSession>();
-  const heartbeat = setInterval(() => {
-    for (const session of sessions) {
-      if (!session.alive) {
-        session.socket.terminate();
-        continue;
-      }
-      session.alive = false;
-      session.socket.ping();
-    }
-  }, ctx.ws.heartbeatMs);
-  heartbeat.unref();
-  app.addHook('onClose', async () => {
-    clearInterval(heartbeat);
-  });
+  const guard = new WsGuard(ctx.ws, ctx.logger);
+  app.addHook('onClose', async () => guard.close());
   app.get('/ws', { websocket: true }, (socket, request) => {
-    const session = new WsSession(socket, ctx, ownerOf(request));
-    sessions.add(session);
-    socket.on('close', () => sessions.delete(session));
+    guard.watch(socket);
+    new WsSession(socket, ctx, ownerOf(request));
   });
 }

@@ -30,6 +30,7 @@
 
 import type { Duplex } from 'node:stream';
 import { WebSocket, type RawData } from 'ws';
+import { checkDepth } from '../../protocol/depth.ts';
 import { SluiceError, type ErrorCode } from '../../protocol/errors.ts';
 import { parseSegmenterOptions, sentenceGate, sentenceViewOf } from '../../channels/voice/sentence-view.ts';
 import type { SentenceEvent } from '../../channels/voice/sentences.ts';
@@ -45,6 +46,19 @@ import { encodingFallback } from '../../channels/sse-writer.ts';
 
 /** How often a socket above its high-water mark is re-checked when no `drain` comes. */
 const POLL_MS = 10;
+/** Longest client string echoed back in a reply (ids are far shorter): replies stay small. */
+const MAX_ECHO = 256;
+
+/** A client string cut to {@link MAX_ECHO} characters. */
+function cut(value: string): string {
+  return value.length > MAX_ECHO ? `${value.slice(0, MAX_ECHO)}…` : value;
+}
+
+/** A client value quoted for an error message, cut to {@link MAX_ECHO} characters; never throws. */
+function quote(value: unknown): string {
+  if (typeof value !== 'string') return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : String(value);
+  return JSON.stringify(cut(value));
+}
 
 type Message = Record<string, unknown>;
 
@@ -94,8 +108,6 @@ interface SentenceRead {
  */
 export class WsSession {
   readonly socket: WebSocket;
-  /** Cleared by each heartbeat, set by a pong (or any message). */
-  alive = true;
 
   #ctx: HttpContext;
   /** The principal of the upgrade request: it owns the runs started here and may use only its own. */
@@ -118,9 +130,6 @@ export class WsSession {
     meter.connections++;
     socket.once('close', () => meter.connections--);
     socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
-    socket.on('pong', () => {
-      this.alive = true;
-    });
     socket.on('close', () => this.#shutdown());
   }
 
@@ -130,7 +139,8 @@ export class WsSession {
   }
 
   #onMessage(data: RawData, isBinary: boolean): void {
-    this.alive = true;
+    // Closed by a limit (the guard's listener runs first): the message is not acted on.
+    if (this.socket.readyState !== WebSocket.OPEN) return;
     if (isBinary) {
       this.#reject('invalid_argument', 'Invalid message: binary frames are not supported; send JSON text');
       return;
@@ -149,6 +159,7 @@ export class WsSession {
     }
     const msg = message as Message;
     try {
+      checkDepth(msg, this.#ctx.maxDepth, 'Invalid message: it');
       switch (msg.type) {
         case 'start':
           this.#start(msg);
@@ -167,7 +178,7 @@ export class WsSession {
             'invalid_argument',
             msg.type === undefined
               ? "Invalid message: 'type' is required (start, cancel, ack or resume)"
-              : `Invalid message: unknown type ${JSON.stringify(msg.type)}; expected start, cancel, ack or resume`,
+              : `Invalid message: unknown type ${quote(msg.type)}; expected start, cancel, ack or resume`,
           );
       }
     } catch (thrown) {
@@ -181,7 +192,7 @@ export class WsSession {
   #viewOf(command: string, msg: Message, extra: Message = {}): ViewRequest | null {
     const { view = 'events', segmenter } = msg;
     if (view !== 'events' && view !== 'sentences') {
-      this.#reject('invalid_argument', `${command}: 'view' must be 'events' or 'sentences' (got ${JSON.stringify(view)})`, extra);
+      this.#reject('invalid_argument', `${command}: 'view' must be 'events' or 'sentences' (got ${quote(view)})`, extra);
       return null;
     }
     if (view === 'events') {
@@ -200,7 +211,9 @@ export class WsSession {
 
   #start(msg: Message): void {
     const { id, call, detach } = msg;
-    if (id !== undefined && typeof id !== 'string') return this.#reject('invalid_argument', "start: 'id' must be a string");
+    if (id !== undefined && (typeof id !== 'string' || id.length > MAX_ECHO)) {
+      return this.#reject('invalid_argument', `start: 'id' must be a string of at most ${MAX_ECHO} characters`);
+    }
     const extra: Message = id === undefined ? {} : { id };
     if (detach !== undefined && typeof detach !== 'boolean') {
       return this.#reject('invalid_argument', "start: 'detach' must be a boolean", extra);
@@ -240,16 +253,18 @@ export class WsSession {
     const runId = msg.runId;
     if (typeof runId !== 'string') return this.#reject('invalid_argument', "cancel: 'runId' must be a string");
     const run = await ownedRun(this.#ctx.executor, this.#owner, runId);
-    if (run === undefined) return this.#reject('not_found', `cancel: no run found with id '${runId}'`);
+    if (run === undefined) return this.#reject('not_found', `cancel: no run found with id '${cut(runId)}'`);
     if (!this.#ctx.executor.cancel(runId)) {
-      return this.#reject('failed_precondition', `cancel: run '${runId}' ${run.state === 'ended' ? 'has already ended' : 'is already being cancelled'}`);
+      return this.#reject('failed_precondition', `cancel: run '${cut(runId)}' ${run.state === 'ended' ? 'has already ended' : 'is already being cancelled'}`);
     }
     this.#control({ type: 'cancelled', runId });
   }
 
   #ack(msg: Message): void {
     const responseId = msg.responseId;
-    if (typeof responseId !== 'string') return this.#reject('invalid_argument', "ack: 'responseId' must be a string");
+    if (typeof responseId !== 'string' || responseId.length > MAX_ECHO) {
+      return this.#reject('invalid_argument', `ack: 'responseId' must be a string of at most ${MAX_ECHO} characters`);
+    }
     // A stream of this instance is acknowledged at once, before anything still queued goes out.
     const acknowledged = ackOwned(this.#ctx.executor, this.#owner, responseId);
     if (typeof acknowledged === 'boolean') return this.#control({ type: 'acked', responseId, acknowledged });
@@ -271,7 +286,7 @@ export class WsSession {
       );
     }
     const run = await ownedRun(this.#ctx.executor, this.#owner, runId);
-    if (run === undefined) return this.#reject('not_found', `resume: no run found with id '${runId}'`);
+    if (run === undefined) return this.#reject('not_found', `resume: no run found with id '${cut(runId)}'`);
     let sub: Subscription;
     try {
       // Sentences are cut again from the run's first event; the ones already sent are skipped.

@@ -50,7 +50,8 @@ describe('sentenceViewOf', () => {
     assert.deepEqual(items.map((i) => i.type), ['sentence', 'sentence', 'error', 'run-end']);
     const error = items[2]!;
     assert.ok(error.type === 'error');
-    assert.equal(error.message, 'boom');
+    // The action's own text stays in the log unless exposeActionErrors is on.
+    assert.equal(error.message, "Action 'action_fail' failed");
     await executor.close();
   });
 });

@@ -51,7 +51,8 @@ export interface Harness {
 
 /** Starts a server for `actions` on 127.0.0.1, port 0. */
 export async function startHarness(actions: ActionDefinition[], options: Omit<ExecutorOptions, 'actions'> = {}): Promise<Harness> {
-  const executor = new ActionExecutor({ logger: silentLogger, ...options, actions });
+  // Rasa's wire carries the action's error text: these tests check that, so exposure is on.
+  const executor = new ActionExecutor({ logger: silentLogger, exposeActionErrors: true, ...options, actions });
   const server = createGrpcServer({ executor, logger: options.logger ?? silentLogger });
   const { port } = await server.listen(0, '127.0.0.1');
   const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` });

@@ -149,7 +149,8 @@ describe('gRPC protocol details', () => {
     const cases: [string, http2.OutgoingHttpHeaders, Buffer, number][] = [
       ['no request message', {}, Buffer.alloc(0), Code.Unimplemented],
       ['two request messages', {}, Buffer.concat([validRequest(), validRequest()]), Code.Unimplemented],
-      ['a request that is not protobuf', {}, frame(Buffer.from([0xff, 0xff, 0xff])), Code.Internal],
+      // The client's error, said without the decoder's detail (issue 14, defect 6).
+      ['a request that is not protobuf', {}, frame(Buffer.from([0xff, 0xff, 0xff])), Code.InvalidArgument],
       ['a truncated frame', {}, validRequest().subarray(0, 12), Code.InvalidArgument],
       ['a compressed frame without grpc-encoding', {}, frame(gzipSync(Buffer.from('x')), 1), Code.Internal],
       ['a frame that is not gzip', { 'grpc-encoding': 'gzip' }, frame(Buffer.from('not gzip'), 1), Code.InvalidArgument],

@@ -168,6 +168,9 @@ export async function startServer(
   const executor = new ActionExecutor({
     logger: silentLogger,
     bargeInTimeoutSeconds: 0.5,
+    // Rasa's bodies carry the action's error text (and the request): these tests check that, so
+    // exposure is on; limits.test.ts checks the redacted default.
+    exposeActionErrors: true,
     actions: createActions(probe),
     ...options.executor,
   });

@@ -64,7 +64,8 @@ describe('SSE', () => {
     assert.equal(h['content-type'], 'text/event-stream; charset=utf-8');
     assert.equal(h['cache-control'], 'no-cache, no-transform');
     assert.equal(h['x-accel-buffering'], 'no');
-    assert.equal(h.connection, 'keep-alive');
+    // `agent: false` sends `Connection: close`: the stream honours it (keep-alive otherwise, see limits.test.ts).
+    assert.equal(h.connection, 'close');
     assert.equal(h['content-encoding'], undefined);
     assert.match(h['x-sluice-run-id'] as string, /^[0-9a-f-]{36}$/);
     await stream.done();

@@ -64,6 +64,7 @@ describe('WsSession, sentence view', () => {
       logger: silentLogger,
       sse: resolveSseOptions(),
       ws: resolveWsOptions({ highWaterMark: 1024 }, 1024 * 1024),
+      maxDepth: 64,
       writers: new Set(),
     };
     const socket = new FakeSocket();
