@@ -34,7 +34,8 @@ describe('conformance in the Redis mode: scenarios × wires', { skip }, () => {
 
   before(async () => {
     shared = await connectRedisRuns({ url: REDIS_URL, prefix, logger: silentLogger });
-    executor = new ActionExecutor({ logger: silentLogger, actions: createActions(probe), bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_SECONDS, shared });
+    // Rasa's own behaviour (the scenarios expect it): action error text reaches the client.
+    executor = new ActionExecutor({ logger: silentLogger, actions: createActions(probe), bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_SECONDS, exposeActionErrors: true, shared });
     http = createHttpServer({ executor, logger: false });
     const httpUrl = await http.listen({ port: 0, host: '127.0.0.1' });
     grpc = createGrpcServer({ executor, logger: silentLogger });
