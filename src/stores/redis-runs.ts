@@ -31,6 +31,9 @@ import { RedisKeys } from './redis-keys.ts';
 import { APPEND_SCRIPT, RunLogWriter, XADD_MANY_SCRIPT, historyGone, type WriterContext } from './redis-log-writer.ts';
 import { StreamTail, type CommandClient } from './redis-tail.ts';
 
+/** Pauses before looking a barge-in's stream up again (100 ms in all), see `#ack`. */
+const ACK_LOOKUP_WAITS_MS = [10, 30, 60];
+
 /** Options of {@link connectRedisRuns}. */
 export interface RedisRunsOptions {
   /** `redis://…` or `rediss://…`. */
@@ -485,7 +488,13 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
   }
 
   async #ack(responseId: string, allowed: (owner: string | undefined) => boolean): Promise<boolean> {
-    const runId = await this.#send<string | null>(['GET', this.keys.response(responseId)]);
+    let runId = await this.#send<string | null>(['GET', this.keys.response(responseId)]);
+    // The client may have the stream (from its producer's memory) a moment before the producer's
+    // log writer registered it: look again, briefly, before calling the stream unknown.
+    for (let wait = 0; runId === null && wait < ACK_LOOKUP_WAITS_MS.length; wait++) {
+      await new Promise((resolve) => setTimeout(resolve, ACK_LOOKUP_WAITS_MS[wait]));
+      runId = await this.#send<string | null>(['GET', this.keys.response(responseId)]);
+    }
     if (runId === null) return false;
     const owner = await this.#send<string | null>(['HGET', this.keys.meta(runId), 'owner']);
     if (!allowed(owner ?? undefined)) return false;
