@@ -4,10 +4,13 @@
  */
 
 import { stat } from 'node:fs/promises';
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { SluiceError } from '../protocol/errors.ts';
 import { type ActionDefinition, isActionDefinition } from '../runtime/action.ts';
+
+/** What a folder given as the actions module is loaded from, in this order. */
+const INDEX_FILES = ['index.ts', 'index.js', 'index.mjs'];
 
 /**
  * Imports `specifier` (a path to a `.ts`/`.js` file, relative to `cwd`, or a package name) and
@@ -27,13 +30,24 @@ export async function loadActionModule(
   cwd = process.cwd(),
   options: { reloadQuery?: string } = {},
 ): Promise<{ actions: ActionDefinition[]; exports: Record<string, unknown> }> {
-  const path = resolve(cwd, specifier);
-  const info = await stat(path).catch(() => null);
+  let path = resolve(cwd, specifier);
+  let info = await stat(path).catch(() => null);
+  if (info?.isDirectory() === true) {
+    // Rasa's `--actions actions` names a package folder: here, its index module.
+    for (const name of INDEX_FILES) {
+      const found = await stat(join(path, name)).catch(() => null);
+      if (found?.isFile() === true) {
+        path = join(path, name);
+        info = found;
+        break;
+      }
+    }
+  }
   const isFile = info?.isFile() ?? false;
   // A path is never a package name: importing it as written would resolve it against this
   // file's folder and could load (and run) one of the CLI's own modules.
   if (!isFile && (isAbsolute(specifier) || /^\.\.?(?:[\\/]|$)/.test(specifier))) {
-    const what = info?.isDirectory() === true ? ', which is a directory' : '';
+    const what = info?.isDirectory() === true ? `, which is a directory with no ${INDEX_FILES.join(', ')}` : '';
     throw new SluiceError('not_found', `Cannot find the actions module '${specifier}' (looked for ${path}${what})`);
   }
   const typescript = isFile && TYPESCRIPT_FILE.test(path);

@@ -4,7 +4,7 @@
  */
 
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -118,10 +118,27 @@ describe('loadActions', () => {
     assert.equal(error.message, `Cannot find the actions module './serve.ts' (looked for ${join(fixtures, 'serve.ts')})`);
   });
 
-  test('a directory is not a module: not_found saying it is a directory', async () => {
+  test('a directory with no index module: not_found saying so', async () => {
     const error = await failure(loadActions('./fixtures', here));
     assert.equal(error.code, 'not_found');
-    assert.match(error.message, /Cannot find the actions module '\.\/fixtures' \(looked for .*fixtures, which is a directory\)/);
+    assert.match(error.message, /Cannot find the actions module '\.\/fixtures' \(looked for .*fixtures, which is a directory with no index\.ts, index\.js, index\.mjs\)/);
+  });
+
+  test("a folder is loaded from its index module, named bare as Rasa's --actions actions", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sluice-actions-dir-'));
+    try {
+      await mkdir(join(dir, 'actions'));
+      await writeFile(
+        join(dir, 'actions', 'index.ts'),
+        `import { defineAction } from ${JSON.stringify(new URL('../../src/index.ts', import.meta.url).href)};\nexport const hello = defineAction({ name: 'action_folder_hello', async *stream() { yield 'hi'; return []; } });\n`,
+      );
+      for (const specifier of ['actions', './actions']) {
+        const actions = await loadActions(specifier, dir);
+        assert.deepEqual(actions.map((a) => a.name), ['action_folder_hello'], specifier);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('a package that is not installed: not_found', async () => {
