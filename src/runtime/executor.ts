@@ -143,6 +143,8 @@ export class ActionExecutor {
   readonly lifecycle: Lifecycle;
 
   #actions = new Map<string, ActionDefinition>();
+  /** Runs started elsewhere (application steps) that a drain waits for; see `adopt`. */
+  #adopted = new Set<Run>();
   #runs = new Map<string, Run>();
   #registry = new StreamRegistry();
   #runOptions: ExecutorOptions['run'];
@@ -434,6 +436,16 @@ export class ActionExecutor {
   }
 
   /**
+   * Counts a run this executor did not start (an application step's) in {@link ActionExecutor.drain}:
+   * the drain waits for it, then cancels it, like its own runs. Forgotten once it ends.
+   */
+  adopt(run: Run): void {
+    if (run.state === 'ended') return;
+    this.#adopted.add(run);
+    void run.done.then(() => this.#adopted.delete(run));
+  }
+
+  /**
    * Graceful shutdown: stops taking runs (`start` throws `unavailable`), lets the live ones finish
    * for up to `timeoutMs`, then cancels the rest — each ends with an `error` event (`unavailable`)
    * and `run-end` (`cancelled`) — and waits up to `graceMs` more for them to end (an action that
@@ -441,10 +453,10 @@ export class ActionExecutor {
    */
   async drain(timeoutMs: number, graceMs = 2_000): Promise<{ finished: number; cancelled: number }> {
     this.lifecycle.beginDrain();
-    const live = [...this.#runs.values()];
+    const live = [...this.#runs.values(), ...this.#adopted];
     const allDone = (runs: Run[]): Promise<unknown> => Promise.all(runs.map((run) => run.done));
     await within(allDone(live), timeoutMs);
-    const left = [...this.#runs.values()];
+    const left = [...this.#runs.values(), ...this.#adopted];
     for (const run of left) run.cancel(this.lifecycle.refusal());
     await within(allDone(left), graceMs);
     return { finished: live.length - left.length, cancelled: left.length };

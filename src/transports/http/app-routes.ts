@@ -69,6 +69,8 @@ export interface AppRoutesOptions {
   stallTimeoutMs?: number;
   /** Default: a pino logger (`createLogger()`). */
   logger?: Logger;
+  /** Told about every step run this plugin starts (the server hands them to its executor's drain). */
+  onRun?: (run: Run) => void;
 }
 
 /** Response header: the action of the streamed step. */
@@ -170,6 +172,7 @@ class AppEndpoints {
   readonly #maxDurationMs: number | undefined;
   readonly #stallTimeoutMs: number | undefined;
   readonly #logger: Logger;
+  readonly #onRun: ((run: Run) => void) | undefined;
   /** The step of each app that this plugin is running (one at most). */
   readonly #active = new WeakMap<Application, ActiveStep>();
   readonly #running = new Set<ActiveStep>();
@@ -179,6 +182,7 @@ class AppEndpoints {
   constructor(options: AppRoutesOptions) {
     if (typeof options?.apps?.get !== 'function') throw invalid("appRoutes: option 'apps' must be an AppRegistry (an object with get(appId))");
     this.#apps = options.apps;
+    this.#onRun = options.onRun;
     const ping = options.pingIntervalMs ?? 15_000;
     if (typeof ping !== 'number' || !Number.isFinite(ping) || ping <= 0) throw invalid(`appRoutes: option 'pingIntervalMs' must be a number > 0 (got ${String(ping)})`);
     this.#pingIntervalMs = ping;
@@ -277,6 +281,7 @@ class AppEndpoints {
       return;
     }
     entry.run = run;
+    this.#onRun?.(run);
     const sub = run.subscribe();
     // Pulls the step at the pace of its slowest reader; a cancel (or disconnect) commits it at once.
     entry.settled = container.outcome().then(

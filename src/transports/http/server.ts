@@ -197,6 +197,8 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
       maxDurationMs: ctx.sse.maxDurationMs,
       stallTimeoutMs: ctx.sse.stallTimeoutMs,
       logger: ctx.logger,
+      // A drain waits for the steps streaming now, as for the executor's own runs.
+      onRun: (run) => ctx.executor.adopt(run),
     });
   }
   return app;

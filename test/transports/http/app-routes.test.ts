@@ -86,6 +86,7 @@ interface Harness {
   persister: SQLitePersister;
   tracker: SQLiteTracker;
   registry: CachedAppRegistry;
+  executor: ActionExecutor;
   /** Closes the server (idempotent). */
   stopServer(): Promise<void>;
   /** Closes the server and the stores, and removes the directory. */
@@ -108,6 +109,7 @@ async function startAppServer(options: { tracker?: boolean } = {}): Promise<Harn
     persister,
     tracker,
     registry,
+    executor,
     stopServer,
     async close() {
       try {
@@ -207,6 +209,25 @@ describe('application routes', () => {
     const unknown = await getJson(`${h.url}/apps/r1/runs/no-such-run/events`);
     assert.equal(unknown.status, 404);
     assert.match(unknown.json.error, /no run with id 'no-such-run'/);
+  });
+
+  it("a drain waits for a streaming step as for the executor's own runs, then cancels it (committed as interrupted)", async () => {
+    const d = await startAppServer();
+    try {
+      const stream = await openSse(`${d.url}/apps/drain1/stream`, { body: { inputs: { words: 500, intervalMs: 10 } } });
+      await stream.until(hasChunk);
+      const began = Date.now();
+      const outcome = await d.executor.drain(300, 2_000);
+      assert.ok(Date.now() - began >= 280, 'the step had the drain timeout to finish');
+      assert.deepEqual(outcome, { finished: 0, cancelled: 1 });
+      const frames = await stream.done();
+      assert.equal(frames.at(-1)!.event, 'run-end');
+      assert.equal(frames.at(-1)!.data.reason, 'cancelled');
+      await waitFor(() => d.persister.list('drain1').length === 1);
+      assert.deepEqual(d.persister.list('drain1').map((r) => r.status), ['interrupted']);
+    } finally {
+      await d.close();
+    }
   });
 
   it('POST /apps/:appId/runs/:runId/cancel stops the step mid-stream; it is committed once, as interrupted', async () => {
