@@ -210,6 +210,7 @@ describe('the npm package', { timeout: 300_000, concurrency: true }, () => {
       'npm install of the tarball',
     );
     assert.doesNotMatch(installed.stderr, /EBADENGINE/, 'Node 24 satisfies engines');
+    assert.doesNotMatch(installed.stderr, /install-scripts/, 'the package asks the user to approve no install script');
     const manifest = JSON.parse(await readFile(join(app, 'node_modules', 'sluice', 'package.json'), 'utf8')) as {
       version: string;
       exports: typeof exportsMap;
