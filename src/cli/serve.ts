@@ -133,7 +133,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   // The playground's own files stay reachable without a key (they hold no data); its API calls do not.
   const publicPaths = options.playground === true && existsSync(WEB_ROOT) ? ['/', ...readdirSync(WEB_ROOT).map((name) => `/${name}`)] : [];
   const auth = security.auth === undefined ? undefined : { ...security.auth, publicPaths };
-  const http = createHttpServer({ ...withLimits(options.http, limits?.http), executor, apps: options.apps, auth, cors: security.cors, tls: security.tls });
+  const httpOptions = withLimits(options.http, limits?.http);
+  const http = createHttpServer({ ...httpOptions, executor, apps: options.apps, auth, cors: security.cors, tls: security.tls });
   if (options.logRequests === true) logEachRequest(http, logger);
   const metricsServer = metrics !== undefined && metricsOption !== false && metricsOption.port !== undefined ? createMetricsServer(metrics, metricsOption.path) : undefined;
   if (metrics !== undefined && metricsOption !== false && metricsServer === undefined) registerMetricsRoute(http, metrics, metricsOption.path);
@@ -145,10 +146,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     const resumable = options.chatCancelOnDisconnect !== true;
     // Several instances: chats and their answers in progress are shared too.
     const store = shared === undefined ? undefined : new redis!.RedisChatStore(shared);
-    await http.register(uiMessageRoutes, { executor, action: chatAction, resumable, store, ...sseOf(options.http) });
+    await http.register(uiMessageRoutes, { executor, action: chatAction, resumable, store, ...sseOf(httpOptions) });
   }
   // Voice: sentences of any run as SSE, and the voice socket (sentences + embedded TTS audio).
-  await http.register(sentenceRoutes, { executor });
+  const sse = sseOf(httpOptions);
+  await http.register(sentenceRoutes, { executor, ...definedOnly({ pingIntervalMs: sse.pingIntervalMs, stallTimeoutMs: sse.stallTimeoutMs }) });
   const voice = new VoiceChannel({ ...options.voice, executor, logger });
   http.addHook('onClose', async () => voice.close());
   await http.register(voiceWsRoutes, { channel: voice, listing: security.listing === true, limits: limits?.voiceWs });
@@ -234,9 +236,9 @@ function withLimits(http: ServeOptions['http'], limits: ServerLimits['http'] | u
 }
 
 /** The SSE settings of the HTTP options, for the chat route. */
-function sseOf(http: ServeOptions['http']): { pingIntervalMs?: number; maxDurationMs?: number } {
+function sseOf(http: ServeOptions['http']): { pingIntervalMs?: number; maxDurationMs?: number; stallTimeoutMs?: number } {
   const sse = http?.sse;
-  return { ...(sse?.pingIntervalMs !== undefined ? { pingIntervalMs: sse.pingIntervalMs } : {}), ...(sse?.maxDurationMs !== undefined ? { maxDurationMs: sse.maxDurationMs } : {}) };
+  return definedOnly({ pingIntervalMs: sse?.pingIntervalMs, maxDurationMs: sse?.maxDurationMs, stallTimeoutMs: sse?.stallTimeoutMs });
 }
 
 /** Loads the actions module; a module that throws on import is logged with its file and line, the stack at debug. */

@@ -71,6 +71,8 @@ export interface UiMessageRoutesOptions {
   pingIntervalMs?: number;
   /** End a stream after this many ms (the run goes on and can be resumed). Default: no limit. */
   maxDurationMs?: number;
+  /** Drop a reader that takes no data for this many ms (see `SseWriterOptions.stallTimeoutMs`). Default 30,000. */
+  stallTimeoutMs?: number;
   /** Most messages a request may carry. Default 1,000. */
   maxMessages?: number;
   /** The text of `error` parts. Default: `'An error occurred.'` for internal errors, else the event's message. */
@@ -118,6 +120,7 @@ class ChatEndpoints {
   readonly #cancelOnDisconnect: boolean;
   readonly #onBusy: 'cancel' | 'reject';
   readonly #pingIntervalMs: number;
+  readonly #stallTimeoutMs: number | undefined;
   readonly #maxDurationMs: number | undefined;
   readonly #maxMessages: number;
   readonly #errorText: ((event: ErrorEvent) => string) | undefined;
@@ -143,6 +146,10 @@ class ChatEndpoints {
       throw invalidOption('maxDurationMs', `must be a positive integer (got ${String(options.maxDurationMs)})`);
     }
     this.#maxDurationMs = options.maxDurationMs;
+    if (options.stallTimeoutMs !== undefined && !(Number.isFinite(options.stallTimeoutMs) && options.stallTimeoutMs > 0)) {
+      throw invalidOption('stallTimeoutMs', `must be a number > 0 (got ${String(options.stallTimeoutMs)})`);
+    }
+    this.#stallTimeoutMs = options.stallTimeoutMs;
     this.#maxMessages = nonNegativeInt('maxMessages', options.maxMessages, 1_000) || 1_000;
     this.#errorText = options.errorText;
     this.#logger = options.logger ?? options.executor.logger;
@@ -355,6 +362,7 @@ class ChatEndpoints {
       streamHeaders: UI_MESSAGE_STREAM_HEADERS,
       meter: this.#executor.wire.of('ui-message'),
       stallNotice: TOO_SLOW_PART,
+      stallTimeoutMs: this.#stallTimeoutMs,
     });
     this.writers.add(writer);
     writer.onclose = (reason) => {

@@ -34,6 +34,8 @@ export interface SentenceRoutesOptions {
   rails?: Omit<OutputRailsOptions, 'cancel'>;
   /** Silence after which a `: ping` comment is written, in ms. Default 15,000. */
   pingIntervalMs?: number;
+  /** Drop a reader that takes no data for this many ms (see `SseWriterOptions.stallTimeoutMs`). Default 30,000. */
+  stallTimeoutMs?: number;
 }
 
 function afterIndex(request: FastifyRequest): number {
@@ -58,6 +60,7 @@ export const sentenceRoutes: FastifyPluginAsync<SentenceRoutesOptions> = async (
   const rails = o.rails as SentenceRoutesOptions['rails'];
   if (rails !== undefined) resolveRailOptions("sentenceRoutes: option 'rails'", rails);
   const pingMs = numberOption('sentenceRoutes', 'pingIntervalMs', o.pingIntervalMs, 15_000, { min: 1 });
+  const stallMs = o.stallTimeoutMs === undefined ? undefined : numberOption('sentenceRoutes', 'stallTimeoutMs', o.stallTimeoutMs, 30_000, { min: 1 });
 
   app.get('/runs/:runId/sentences', { exposeHeadRoute: false }, async (request, reply) => {
     const { runId } = request.params as { runId: string };
@@ -76,7 +79,7 @@ export const sentenceRoutes: FastifyPluginAsync<SentenceRoutesOptions> = async (
       return reply.code(400).send({ code: 'invalid_argument', error: (error as Error).message });
     }
     reply.hijack();
-    const writer = new SseWriter(reply.raw, { pingIntervalMs: pingMs, meter: executor.wire.of('http-sse') });
+    const writer = new SseWriter(reply.raw, { pingIntervalMs: pingMs, stallTimeoutMs: stallMs, meter: executor.wire.of('http-sse') });
     const stop = new AbortController();
     writer.onclose = () => stop.abort();
     writer.open({ 'x-sluice-run-id': run.id });

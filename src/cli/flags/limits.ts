@@ -23,7 +23,7 @@ export const limitsFlags: readonly FlagSpec[] = [
   { name: 'request-timeout', type: 'string', value: '<seconds>', env: 'SLUICE_REQUEST_TIMEOUT', default: '30', help: 'time to receive a whole request (slow bodies are dropped)', commands: SERVER },
   { name: 'headers-timeout', type: 'string', value: '<seconds>', env: 'SLUICE_HEADERS_TIMEOUT', default: '10', help: 'time to receive request headers', commands: SERVER },
   { name: 'keep-alive-timeout', type: 'string', value: '<seconds>', env: 'SLUICE_KEEP_ALIVE_TIMEOUT', default: '72', help: 'idle time of a kept-alive HTTP connection', commands: SERVER },
-  { name: 'max-connections', type: 'string', value: '<n>', env: 'SLUICE_MAX_CONNECTIONS', default: '10000', help: 'most open HTTP connections (SSE and WebSocket included)', commands: SERVER },
+  { name: 'max-connections', type: 'string', value: '<n>', env: 'SLUICE_MAX_CONNECTIONS', default: '10000', help: 'most open connections per listener: HTTP (SSE and WebSocket included) and gRPC', commands: SERVER },
   { name: 'max-depth', type: 'string', value: '<n>', env: 'SLUICE_MAX_DEPTH', default: '64', help: 'deepest nesting of objects/arrays accepted in a body or message', commands: SERVER },
   { name: 'stall-timeout', type: 'string', value: '<seconds>', env: 'SLUICE_STALL_TIMEOUT', default: '30', help: 'a reader (SSE, WebSocket, gRPC stream) that takes no data this long is dropped', commands: SERVER },
   { name: 'ws-max-queued', type: 'string', value: '<size>', env: 'SLUICE_WS_MAX_QUEUED', default: '8MiB', help: 'WebSocket send queue above which a socket that keeps sending is closed', commands: SERVER },
@@ -36,7 +36,7 @@ export interface ServerLimits {
   http: Pick<HttpServerOptions, 'limits' | 'maxDepth' | 'sse' | 'ws'>;
   /** For `/voice/ws`. */
   voiceWs: WsGuardOptions;
-  grpc: { stallTimeoutMs?: number | undefined };
+  grpc: { stallTimeoutMs?: number | undefined; maxConnections?: number | undefined };
 }
 
 function text(values: FlagValues, name: string): string | undefined {
@@ -110,6 +110,6 @@ export function limitsFromFlags(values: FlagValues): ServerLimits {
       ws: { ...ws, stallTimeoutMs },
     },
     voiceWs: ws,
-    grpc: { stallTimeoutMs },
+    grpc: { stallTimeoutMs, maxConnections: count(values, 'max-connections') },
   };
 }

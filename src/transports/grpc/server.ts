@@ -86,6 +86,8 @@ export interface GrpcServerOptions {
    * is reset with ENHANCE_YOUR_CALM (RESOURCE_EXHAUSTED), so no reader holds a run for ever. Default 30,000 ms.
    */
   stallTimeoutMs?: number;
+  /** Most connections (HTTP/2 sessions) open at once; more are refused as they arrive. Default 10,000. */
+  maxConnections?: number;
 }
 
 /** A gRPC server for Rasa's action protocol (and Sluice's sentence service for voice gateways). */
@@ -146,6 +148,10 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   // responses over 1 KiB for clients that ask for it.
   const acceptCompression = [compressionGzip];
   const readMaxBytes = options.readMaxBytes ?? 4 * 1024 * 1024;
+  const maxConnections = options.maxConnections ?? 10_000;
+  if (!Number.isInteger(maxConnections) || maxConnections < 1) {
+    throw new SluiceError('invalid_argument', `createGrpcServer: 'maxConnections' must be a positive integer (got ${String(options.maxConnections)})`);
+  }
   const stallTimeoutMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   if (typeof stallTimeoutMs !== 'number' || !Number.isFinite(stallTimeoutMs) || stallTimeoutMs <= 0) {
     throw new SluiceError('invalid_argument', `createGrpcServer: 'stallTimeoutMs' must be a finite number > 0 (got ${String(options.stallTimeoutMs)})`);
@@ -233,6 +239,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   };
 
   const server = tls === undefined ? http2.createServer(handler) : http2.createSecureServer({ ...tls, allowHTTP1: false }, handler);
+  server.maxConnections = maxConnections;
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (session) => {
     sessions.add(session);

@@ -24,6 +24,32 @@ const waits = defineAction({
 });
 
 describe('gRPC limits', () => {
+  it('maxConnections: a connection over the cap is refused, the ones within it are served', async () => {
+    const executor = new ActionExecutor({ logger: silentLogger });
+    const server = createGrpcServer({ executor, logger: silentLogger, maxConnections: 1 });
+    const { port } = await server.listen(0, '127.0.0.1');
+    const first = http2.connect(`http://127.0.0.1:${port}`);
+    const second = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      await new Promise<void>((resolve, reject) => first.once('connect', () => resolve()).once('error', reject));
+      const refused = await new Promise<boolean>((resolve) => {
+        second.once('close', () => resolve(true));
+        second.once('error', () => resolve(true));
+        setTimeout(() => resolve(false), 3_000).unref();
+      });
+      assert.ok(refused, 'the second connection is closed by the server');
+      const health = first.request({ ':method': 'POST', ':path': '/grpc.health.v1.Health/Check', 'content-type': 'application/grpc' });
+      health.end(Buffer.from([0, 0, 0, 0, 0]));
+      const headers = await new Promise<http2.IncomingHttpHeaders>((resolve) => health.once('response', resolve));
+      assert.equal(headers[':status'], 200, 'the first connection is still served');
+      health.close();
+    } finally {
+      first.destroy();
+      second.destroy();
+      await server.close();
+    }
+  });
+
   it('over maxConcurrentRuns: RESOURCE_EXHAUSTED on Webhook and WebhookStream', async () => {
     const h = await startHarness([waits], { maxConcurrentRuns: 2, bargeInTimeoutSeconds: 0.1 });
     try {
