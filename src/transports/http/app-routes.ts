@@ -112,6 +112,16 @@ function kindOf(value: unknown): string {
   return value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
 }
 
+/** The `?limit=` of a listing (undefined: none), or null once a bad one was answered 400. */
+function limitOrReply(request: FastifyRequest, reply: FastifyReply): number | undefined | null {
+  try {
+    return parseLimit(request);
+  } catch (thrown) {
+    sendError(reply, SluiceError.from(thrown));
+    return null;
+  }
+}
+
 /** Checks the body of `POST /apps/:appId/stream` (absent or empty: `{}`). */
 function parseStreamBody(body: unknown): StreamBody {
   if (body === undefined || body === null) return {};
@@ -353,16 +363,10 @@ class AppEndpoints {
     });
   }
 
-  /** `GET /apps/:appId/runs`. */
   /** `GET /apps`: the tracked app instances (an empty list, `tracked: false`, without a tracker that lists them). */
   async list(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    let limit: number | undefined;
-    try {
-      limit = parseLimit(request);
-    } catch (thrown) {
-      sendError(reply, SluiceError.from(thrown));
-      return;
-    }
+    const limit = limitOrReply(request, reply);
+    if (limit === null) return;
     const tracker = this.#apps.tracker;
     if (tracker?.listApps === undefined) {
       reply.send({ tracked: false, apps: [] });
@@ -375,16 +379,12 @@ class AppEndpoints {
     }
   }
 
+  /** `GET /apps/:appId/runs`. */
   async runs(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const appId = appIdParam(request, reply);
     if (appId === null) return;
-    let limit: number | undefined;
-    try {
-      limit = parseLimit(request);
-    } catch (thrown) {
-      sendError(reply, SluiceError.from(thrown));
-      return;
-    }
+    const limit = limitOrReply(request, reply);
+    if (limit === null) return;
     const app = await this.#resolve(request, appId, reply);
     if (app === null) return;
     const tracker = this.#apps.tracker;
