@@ -5,8 +5,7 @@
  * fails; elsewhere the suite is skipped with a message.
  */
 
-import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import type { FastifyInstance } from 'fastify';
@@ -17,9 +16,9 @@ import { createGrpcServer, type GrpcServer } from '../../src/transports/grpc/ind
 import { ActionService } from '../../src/transports/grpc/gen/action_webhook_pb.ts';
 import { createHttpServer } from '../../src/transports/http/index.ts';
 import { REDIS_URL, dropPrefix, redisSkip, testPrefix } from '../stores/redis-helpers.ts';
-import { expectedTranscript } from './expectations.ts';
-import { BARGE_IN_TIMEOUT_SECONDS, Probe, SCENARIOS, createActions } from './scenarios.ts';
-import { WIRES, runScenario, settle, type WireContext } from './wires.ts';
+import { BARGE_IN_TIMEOUT_SECONDS, Probe, createActions } from './scenarios.ts';
+import { scenarioMatrix } from './matrix.ts';
+import type { WireContext } from './wires.ts';
 
 const skip = await redisSkip();
 
@@ -51,20 +50,5 @@ describe('conformance in the Redis mode: scenarios × wires', { skip }, () => {
     await dropPrefix(prefix);
   });
 
-  for (const scenario of SCENARIOS) {
-    for (const wire of WIRES) {
-      test(`${scenario.name} over ${wire.name}`, async () => {
-        const sender = `${scenario.name} @ ${wire.name}`;
-        const call = scenario.call(sender);
-        try {
-          const transcript = await runScenario(wire, scenario, ctx, sender, call);
-          assert.deepStrictEqual(transcript, expectedTranscript(scenario, wire.name, call));
-        } finally {
-          await settle(executor);
-          assert.equal(executor.activeRuns, 0, 'no run left');
-          assert.equal(executor.activeStreams, 0, 'no ackable stream left');
-        }
-      });
-    }
-  }
+  scenarioMatrix(() => ({ ctx, executor }));
 });

@@ -14,9 +14,9 @@ import { silentLogger } from '../../src/runtime/logger.ts';
 import { createGrpcServer, type GrpcServer } from '../../src/transports/grpc/index.ts';
 import { ActionService } from '../../src/transports/grpc/gen/action_webhook_pb.ts';
 import { createHttpServer } from '../../src/transports/http/index.ts';
-import { expectedTranscript } from './expectations.ts';
-import { BARGE_IN_TIMEOUT_SECONDS, Probe, SCENARIOS, createActions } from './scenarios.ts';
-import { WIRES, runScenario, settle, type WireContext } from './wires.ts';
+import { BARGE_IN_TIMEOUT_SECONDS, Probe, createActions } from './scenarios.ts';
+import { scenarioMatrix } from './matrix.ts';
+import type { WireContext } from './wires.ts';
 
 describe('conformance: scenarios × wires', () => {
   const probe = new Probe();
@@ -69,22 +69,5 @@ describe('conformance: scenarios × wires', () => {
     assert.equal(executor.ack(run.events()[1]!.type === 'stream-start' ? (run.events()[1] as { responseId: string }).responseId : ''), false);
   });
 
-  for (const scenario of SCENARIOS) {
-    for (const wire of WIRES) {
-      test(`${scenario.name} over ${wire.name}`, async () => {
-        // A sender per test keeps the probe's records apart.
-        const sender = `${scenario.name} @ ${wire.name}`;
-        const call = scenario.call(sender);
-        try {
-          const transcript = await runScenario(wire, scenario, ctx, sender, call);
-          assert.deepStrictEqual(transcript, expectedTranscript(scenario, wire.name, call));
-        } finally {
-          // The wire may close before the server has finished with the run.
-          await settle(executor);
-          assert.equal(executor.activeRuns, 0, 'no run left');
-          assert.equal(executor.activeStreams, 0, 'no ackable stream left');
-        }
-      });
-    }
-  }
+  scenarioMatrix(() => ({ ctx, executor }));
 });
