@@ -195,7 +195,6 @@ class RunMetricsWatch implements RunWatch {
   readonly #run: Run;
   readonly #transport: string;
   readonly #t0 = performance.now();
-  #chunks = 0;
   #status = false;
   #sentence = false;
   #audio = false;
@@ -207,15 +206,12 @@ class RunMetricsWatch implements RunWatch {
     this.#transport = transport;
   }
 
-  chunk(): void {
-    if (this.#chunks++ === 0) this.#first(this.#m.timeToFirstChunk);
+  firstChunk(): void {
+    this.#first(this.#m.timeToFirstChunk);
   }
 
   event(event: SluiceEvent): void {
     switch (event.type) {
-      case 'chunk':
-        this.chunk();
-        return;
       case 'status':
         if (!this.#status) {
           this.#status = true;
@@ -233,7 +229,8 @@ class RunMetricsWatch implements RunWatch {
         const m = this.#m;
         m.runDuration.observe({ action: this.#run.action === '' ? UNKNOWN : this.#run.action, outcome: event.reason }, (performance.now() - this.#t0) / 1000);
         m.runsEnded.inc({ reason: event.reason });
-        if (this.#chunks > 0) m.chunks.inc({ transport: this.#transport }, this.#chunks);
+        const chunks = this.#run.chunks;
+        if (chunks > 0) m.chunks.inc({ transport: this.#transport }, chunks);
         if (event.reason === 'timeout') m.timedOut.inc();
         return;
       }

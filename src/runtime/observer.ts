@@ -29,9 +29,15 @@ export type RunMark = 'sentence' | 'audio';
 
 /** Follows one run; every method is optional. */
 export interface RunWatch {
-  /** Every event the run emits, once it has its `seq` (`run-start` first, `run-end` last). */
+  /**
+   * Every event the run emits but its text chunks, once it has its `seq` (`run-start` first,
+   * `run-end` last). Chunks go to {@link RunWatch.firstChunk} and {@link RunWatch.chunk}, so a watch
+   * that only counts them pays nothing per chunk (the run counts them: `Run.chunks`).
+   */
   event?(event: SluiceEvent): void;
-  /** A text chunk of a streamed message, emitted on the lean path (no event object exists yet). */
+  /** The run's first chunk was emitted (once). */
+  firstChunk?(): void;
+  /** Every chunk's text (a tracer sums bytes): only for watches that need each one. */
   chunk?(text: string): void;
   /** The run was cancelled (stop, barge-in, disconnect…); `dropped` unread events were discarded. */
   cancelled?(reason: SluiceError, dropped: number): void;
@@ -93,13 +99,21 @@ export function watchOf(run: Run, info: RunStartInfo, observers: readonly RunObs
   if (watches.length === 0) return null;
   if (watches.length === 1) return watches[0]!;
   const invokers = watches.filter((w) => w.invoke !== undefined);
+  const chunkers = watches.filter((w) => w.chunk !== undefined);
   return {
     event: (event) => {
       for (const w of watches) w.event?.(event);
     },
-    chunk: (text) => {
-      for (const w of watches) w.chunk?.(text);
+    firstChunk: () => {
+      for (const w of watches) w.firstChunk?.();
     },
+    ...(chunkers.length === 0
+      ? {}
+      : {
+          chunk: (text: string) => {
+            for (const w of chunkers) w.chunk!(text);
+          },
+        }),
     cancelled: (reason, dropped) => {
       for (const w of watches) w.cancelled?.(reason, dropped);
     },

@@ -101,7 +101,18 @@ export class Run {
   /** @internal */
   readonly subscribers = new Set<Subscription>();
   /** @internal What observes the run (metrics, traces), set by the executor; null: nobody. */
-  watch: RunWatch | null = null;
+  get watch(): RunWatch | null {
+    return this.#watch;
+  }
+
+  set watch(watch: RunWatch | null) {
+    this.#watch = watch;
+    this.#onChunk = watch?.chunk === undefined ? null : (text) => watch.chunk!(text);
+  }
+
+  #watch: RunWatch | null = null;
+  /** The watch's per-chunk hook, if it has one (resolved once, not per chunk). */
+  #onChunk: ((text: string) => void) | null = null;
 
   #lastSeq = 0;
   #chunks = 0;
@@ -174,6 +185,11 @@ export class Run {
   /** `running`, `cancelled` (still closing) or `ended`. */
   get state(): RunState {
     return this.#state;
+  }
+
+  #countChunk(text: string | undefined): void {
+    if (this.#chunks++ === 0 && this.#watch !== null) this.#watch.firstChunk?.();
+    if (this.#onChunk !== null) this.#onChunk(text ?? '');
   }
 
   /** Chunks emitted so far (the ones a cancel dropped unread included). */
@@ -268,7 +284,7 @@ export class Run {
     }
 
     const event = input as SluiceEvent;
-    if (type === 'chunk') this.#chunks++;
+    if (type === 'chunk') this.#countChunk((event as { text?: string }).text);
     // A cancel that came after the result (a late barge-in) still makes the end a cancelled one.
     if (type === 'run-end' && this.#cancelReason !== null && (event as RunEndEvent).reason === 'completed') {
       (event as RunEndEvent).reason = 'cancelled';
@@ -276,7 +292,7 @@ export class Run {
     event.runId = this.id;
     event.seq = ++this.#lastSeq;
     this.log.push(event);
-    if (this.watch !== null) this.watch.event?.(event);
+    if (this.#watch !== null && type !== 'chunk') this.#watch.event?.(event);
 
     if (type === 'run-end') {
       this.#finish(event as RunEndEvent);
@@ -297,8 +313,7 @@ export class Run {
       return this.emit({ type: 'chunk', responseId, text, runId: '', seq: 0 } as EventInput);
     }
     const log = this.log;
-    if (this.watch !== null) this.watch.chunk?.(text);
-    this.#chunks++;
+    this.#countChunk(text);
     if (this.subscribers.size === 0) {
       if (responseId !== this.#chunkResponseId) {
         for (let i = 0; i < log.length; i++) if (typeof log[i] === 'string') this.eventAt(i);

@@ -94,17 +94,17 @@ class RunSpanWatch implements RunWatch {
     this.#context = runContext;
   }
 
+  firstChunk(): void {
+    this.#span.addEvent('first-chunk');
+  }
+
   chunk(text: string): void {
     this.#events++;
-    if (this.#chunks++ === 0) this.#span.addEvent('first-chunk');
+    this.#chunks++;
     this.#bytes += Buffer.byteLength(text);
   }
 
   event(event: SluiceEvent): void {
-    if (event.type === 'chunk') {
-      this.chunk(event.text ?? '');
-      return;
-    }
     this.#events++;
     const span = this.#span;
     switch (event.type) {
