@@ -18,6 +18,7 @@ import { SPAN_ATTRIBUTES } from '../../src/runtime/tracing.ts';
 import { createGrpcServer } from '../../src/transports/grpc/index.ts';
 import { ActionService } from '../../src/transports/grpc/gen/action_webhook_pb.ts';
 import { createHttpServer } from '../../src/transports/http/index.ts';
+import WebSocket from 'ws';
 
 const exporter = new InMemorySpanExporter();
 const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
@@ -129,6 +130,29 @@ describe('run spans', () => {
       assert.match(text, /event: tool-result/);
       checkToolCallingTree(await runSpans(), 'http-sse');
     } finally {
+      await app.close();
+      await ex.close();
+    }
+  });
+
+  test('a run started on /ws joins the trace of the upgrade request', async () => {
+    const ex = executor();
+    const app = createHttpServer({ executor: ex });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const address = app.server.address() as { port: number };
+    const socket = new WebSocket(`ws://127.0.0.1:${address.port}/ws`, { headers: { traceparent: TRACEPARENT } });
+    try {
+      await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+      const ended = new Promise<void>((resolve) =>
+        socket.on('message', (data) => {
+          if ((JSON.parse(String(data)) as { type?: string }).type === 'run-end') resolve();
+        }),
+      );
+      socket.send(JSON.stringify({ type: 'start', call: weatherCall }));
+      await ended;
+      checkToolCallingTree(await runSpans(), 'ws');
+    } finally {
+      socket.close();
       await app.close();
       await ex.close();
     }

@@ -49,6 +49,7 @@ import { DONE_FRAME, UI_MESSAGE_STREAM_HEADERS, type UiMessage } from './parts.t
 import { MAX_CHAT_ID_LENGTH, buildActionCall, parseChatRequest, type ChatRequest } from './request.ts';
 import { SseWriter } from '../sse-writer.ts';
 import { MemoryChatStore, type ChatStore } from './store.ts';
+import { traceHeadersOf } from '../../runtime/observer.ts';
 
 /** Options of {@link uiMessageRoutes}. */
 export interface UiMessageRoutesOptions {
@@ -199,7 +200,7 @@ class ChatEndpoints {
       reply.code(500).send({ error: 'The chat action is not available', code: 'internal' });
       return;
     }
-    const run = this.#executor.start(buildActionCall(chat.id, chat.messages, { action: this.#action }), { streaming: true, owner: ownerOf(request), transport: 'ui-message' });
+    const run = this.#executor.start(buildActionCall(chat.id, chat.messages, { action: this.#action }), { streaming: true, owner: ownerOf(request), transport: 'ui-message', traceHeaders: traceHeadersOf(request.headers) });
     const entry: ActiveChat = { chatId: key, run, history: chat.messages, closed: false };
     this.#active.set(key, entry);
     const sub = run.subscribe();

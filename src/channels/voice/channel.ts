@@ -175,8 +175,8 @@ export class VoiceChannel {
   }
 
   /** Serves a connected socket until it closes. */
-  accept(socket: WebSocket, owner?: string): VoiceSession {
-    const session = new VoiceSession(socket, this.settings, randomUUID(), owner);
+  accept(socket: WebSocket, owner?: string, traceHeaders?: Readonly<Record<string, string>>): VoiceSession {
+    const session = new VoiceSession(socket, this.settings, randomUUID(), owner, traceHeaders);
     this.#sessions.set(session.id, session);
     socket.once('close', () => this.#sessions.delete(session.id));
     return session;

@@ -186,11 +186,15 @@ export class VoiceSession {
   /** The principal of the socket's upgrade request: it owns the session's runs and history. */
   readonly owner: string | undefined;
 
-  constructor(socket: WebSocket, settings: VoiceSettings, id: string, owner?: string) {
+  /** The upgrade request's W3C trace context: the session's runs join that trace. */
+  readonly #traceHeaders: Readonly<Record<string, string>> | undefined;
+
+  constructor(socket: WebSocket, settings: VoiceSettings, id: string, owner?: string, traceHeaders?: Readonly<Record<string, string>>) {
     this.socket = socket;
     this.#s = settings;
     this.id = id;
     this.owner = owner;
+    this.#traceHeaders = traceHeaders;
     const meter = (this.#meter = settings.executor.wire.of('voice-ws'));
     meter.connections++;
     socket.once('close', () => meter.connections--);
@@ -290,7 +294,7 @@ export class VoiceSession {
       const error = SluiceError.from(thrown);
       return this.#reject(error.code, error.message);
     }
-    const run = this.#s.executor.start(msg.call, { streaming: true, owner: this.owner, transport: 'voice-ws' });
+    const run = this.#s.executor.start(msg.call, { streaming: true, owner: this.owner, transport: 'voice-ws', traceHeaders: this.#traceHeaders });
     this.#begin('start', run, common.id, common.allowInterruptions, common.segmenter);
   }
 

@@ -20,6 +20,7 @@ import { VoiceChannel } from './channel.ts';
 import { VOICE_COMMANDS, controlVoiceSession, ownedSessions } from './control.ts';
 import type { VoiceChannelOptions } from './channel.ts';
 import { WsGuard, resolveWsGuardOptions, type WsGuardOptions } from '../ws-guard.ts';
+import { traceHeadersOf } from '../../runtime/observer.ts';
 
 /** Options of {@link voiceWsRoutes}. */
 export type VoiceWsRoutesOptions = ({ channel: VoiceChannel } | VoiceChannelOptions) & {
@@ -77,7 +78,7 @@ export const voiceWsRoutes: FastifyPluginAsync<VoiceWsRoutesOptions> = async (ap
   }
   app.get(socketPath, { websocket: true }, (socket, request) => {
     guard.watch(socket);
-    channel.accept(socket, ownerOf(request));
+    channel.accept(socket, ownerOf(request), traceHeadersOf(request.headers));
   });
   app.get(`${historyRoot}/:turnId`, async (request, reply) => {
     const { turnId } = request.params as { turnId: string };

@@ -13,6 +13,7 @@ import type { HttpContext } from './context.ts';
 import { ownerOf } from '../../channels/principal.ts';
 import { WsSession } from './ws-session.ts';
 import { WsGuard } from '../../channels/ws-guard.ts';
+import { traceHeadersOf } from '../../runtime/observer.ts';
 
 /**
  * Registers `@fastify/websocket` on `app` itself (it is encapsulation-free, so `app.websocketServer`
@@ -42,6 +43,6 @@ export function registerWsRoutes(app: FastifyInstance, ctx: HttpContext): void {
   app.addHook('onClose', async () => guard.close());
   app.get('/ws', { websocket: true }, (socket, request) => {
     guard.watch(socket);
-    new WsSession(socket, ctx, ownerOf(request));
+    new WsSession(socket, ctx, ownerOf(request), traceHeadersOf(request.headers));
   });
 }

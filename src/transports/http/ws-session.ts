@@ -122,10 +122,14 @@ export class WsSession {
   #corked = false;
   readonly #meter: WireMeter;
 
-  constructor(socket: WebSocket, ctx: HttpContext, owner?: string) {
+  /** The upgrade request's W3C trace context: the runs started on the socket join that trace. */
+  readonly #traceHeaders: Readonly<Record<string, string>> | undefined;
+
+  constructor(socket: WebSocket, ctx: HttpContext, owner?: string, traceHeaders?: Readonly<Record<string, string>>) {
     this.socket = socket;
     this.#ctx = ctx;
     this.#owner = owner;
+    this.#traceHeaders = traceHeaders;
     const meter = (this.#meter = ctx.executor.wire.of('ws'));
     meter.connections++;
     socket.once('close', () => meter.connections--);
@@ -229,7 +233,7 @@ export class WsSession {
       if (typeof error.details.actionName === 'string') extra.actionName = error.details.actionName;
       return this.#reject(error.code, `start: ${error.message}`, extra);
     }
-    const run = this.#ctx.executor.start(call, { streaming: true, owner: this.#owner, transport: 'ws' });
+    const run = this.#ctx.executor.start(call, { streaming: true, owner: this.#owner, transport: 'ws', traceHeaders: this.#traceHeaders });
     const sub = run.subscribe();
     if (detach !== true) {
       this.#owned.add(run);
