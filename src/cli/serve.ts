@@ -29,6 +29,8 @@ import type { ServerLimits } from './flags/limits.ts';
 import { loadActionModule } from './load-actions.ts';
 import { errorLocation, syntaxErrorLocation } from './logging.ts';
 import { examplePath, WEB_ROOT } from './package-files.ts';
+import { Authenticator } from '../transports/auth.ts';
+import { registerAuth } from '../transports/http/auth.ts';
 import { watchActions, type ActionsWatcher } from './reload.ts';
 
 /** Actions that answer `/api/chat` when no `chatAction` is named, in order of preference. */
@@ -138,6 +140,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   if (options.logRequests === true) logEachRequest(http, logger);
   const metricsServer = metrics !== undefined && metricsOption !== false && metricsOption.port !== undefined ? createMetricsServer(metrics, metricsOption.path) : undefined;
   if (metrics !== undefined && metricsOption !== false && metricsServer === undefined) registerMetricsRoute(http, metrics, metricsOption.path);
+  // Its own listener takes the same keys (Prometheus sends them with `authorization`).
+  if (metricsServer !== undefined && security.auth !== undefined) registerAuth(metricsServer, new Authenticator(security.auth), { logger });
   const chatAction = options.chatAction ?? DEFAULT_CHAT_ACTIONS.find((name) => executor.getAction(name) !== undefined);
   if (chatAction !== undefined) {
     if (executor.getAction(chatAction) === undefined) {

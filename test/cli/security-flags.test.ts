@@ -83,6 +83,24 @@ describe('security flags', () => {
       const client = createClient(ActionService, createGrpcTransport({ baseUrl: `http://${server.grpcAddress}` }));
       await assert.rejects(client.actions({}), (e: unknown) => ConnectError.from(e).code === Code.Unauthenticated);
       assert.ok((await client.actions({}, { headers: { authorization: `Bearer ${KEY}` } })).actions.length > 0);
+      assert.equal((await fetch(`${server.metricsUrl}`)).status, 401, '/metrics on the HTTP port needs the key');
+      assert.equal((await fetch(`${server.metricsUrl}`, { headers: { authorization: `Bearer ${KEY}` } })).status, 200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('/metrics on a port of its own takes the same keys', async () => {
+    const server = await startServer({
+      actions: 'examples/actions.ts', host: '127.0.0.1', port: 0, grpcPort: 0, logger: silentLogger,
+      security: { auth: { apiKeys: [KEY] } }, metrics: { path: '/metrics', port: 0 },
+    });
+    try {
+      assert.ok(server.metricsUrl !== undefined && !server.metricsUrl.startsWith(server.httpUrl), server.metricsUrl);
+      assert.equal((await fetch(server.metricsUrl)).status, 401);
+      const scraped = await fetch(server.metricsUrl, { headers: { authorization: `Bearer ${KEY}` } });
+      assert.equal(scraped.status, 200);
+      assert.match(await scraped.text(), /sluice_runs_started_total/);
     } finally {
       await server.close();
     }
