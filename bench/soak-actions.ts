@@ -6,15 +6,7 @@
 
 import { defineAction, status } from '../src/runtime/action.ts';
 import { slotSet } from '../src/runtime/rasa-events.ts';
-
-const pause = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
+import { pause } from '../examples/pause.ts';
 
 /** `count` words (default 30), one every `delay_ms` (default 5), with a status first. */
 export const soakStream = defineAction({

@@ -4,15 +4,7 @@
  */
 
 import { defineAction, endStream, slotSet, status } from '../src/index.ts';
-
-const pause = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
+import { pause } from './pause.ts';
 
 const FORECASTS: Record<string, string> = {
   paris: 'Light rain in the morning, clearing by noon. Highs of 14°C.',

@@ -12,17 +12,9 @@
 
 import { ApplicationBuilder, CachedAppRegistry, status, streamingAction } from '../src/app/index.ts';
 import { SQLitePersister, SQLiteTracker, type SQLiteOptions } from '../src/stores/index.ts';
+import { pause } from './pause.ts';
 
 type Turn = { role: 'user' | 'assistant'; text: string };
-
-const pause = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
 
 /** Echoes the message back, one word at a time; a stop keeps what was said, marked as cut off. */
 export function respond(wordDelayMs = 60) {
