@@ -48,5 +48,6 @@ export { MemoryTracker, trackedStepOf } from './tracking.ts';
 export type { ListRunsOptions, StepTracker, TrackedApp, TrackedStep } from './tracking.ts';
 export { CachedAppRegistry } from './registry.ts';
 export type { AppFactory, AppRegistry, CachedAppRegistryOptions } from './registry.ts';
+export type { CommittedStep, LockView, StepHolder, StepLease, StepLocks } from './step-locks.ts';
 // The runtime's item helpers, so authors can yield status updates and rich chunks.
 export { chunk, endStream, message, status } from '../runtime/action.ts';

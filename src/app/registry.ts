@@ -28,6 +28,12 @@ export interface AppRegistry {
    */
   get(appId: string): Application | null | undefined | Promise<Application | null | undefined>;
   /**
+   * The application of `appId` built again from its saved steps, because another instance has
+   * committed a step since this one was built. Needed to serve one app from several instances
+   * (`createHttpServer({ stepLocks })`); never called for an app with a step in progress here.
+   */
+  reload?(appId: string): Application | null | undefined | Promise<Application | null | undefined>;
+  /**
    * Records the steps of the registry's apps; `GET /apps/:appId/runs` lists them. Without one that
    * route answers `{ tracked: false, runs: [] }`.
    */
@@ -132,6 +138,17 @@ export class CachedAppRegistry implements AppRegistry {
     );
     this.#entries.set(appId, entry);
     return entry.promise;
+  }
+
+  /**
+   * Drops the app (unless a step of it is in progress here) and builds it again: the factory loads
+   * it from its persister, which must be the one every instance shares.
+   */
+  reload(appId: string): Promise<Application | null> {
+    const hit = this.#entries.get(appId);
+    if (hit !== undefined && (hit.app === null || hit.app.currentRun !== null)) return hit.promise;
+    this.#entries.delete(appId);
+    return this.get(appId);
   }
 
   async #build(appId: string): Promise<Application | null> {

@@ -136,7 +136,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const publicPaths = options.playground === true && existsSync(WEB_ROOT) ? ['/', ...readdirSync(WEB_ROOT).map((name) => `/${name}`)] : [];
   const auth = security.auth === undefined ? undefined : { ...security.auth, publicPaths };
   const httpOptions = withLimits(options.http, limits?.http);
-  const http = createHttpServer({ ...httpOptions, executor, apps: options.apps, auth, cors: security.cors, tls: security.tls });
+  // Several instances: one step at a time per app across them.
+  const stepLocks = shared !== undefined && options.apps !== undefined ? new redis!.RedisStepLocks(shared, { logger }) : undefined;
+  const http = createHttpServer({ ...httpOptions, executor, apps: options.apps, stepLocks, auth, cors: security.cors, tls: security.tls });
   if (options.logRequests === true) logEachRequest(http, logger);
   const metricsServer = metrics !== undefined && metricsOption !== false && metricsOption.port !== undefined ? createMetricsServer(metrics, metricsOption.path) : undefined;
   if (metrics !== undefined && metricsOption !== false && metricsServer === undefined) registerMetricsRoute(http, metrics, metricsOption.path);

@@ -143,8 +143,8 @@ export class ActionExecutor {
   readonly lifecycle: Lifecycle;
 
   #actions = new Map<string, ActionDefinition>();
-  /** Runs started elsewhere (application steps) that a drain waits for; see `adopt`. */
-  #adopted = new Set<Run>();
+  /** Runs started elsewhere (application steps) that a drain waits for and a control message may cancel; see `adopt`. */
+  #adopted = new Map<string, Run>();
   #runs = new Map<string, Run>();
   #registry = new StreamRegistry();
   #runOptions: ExecutorOptions['run'];
@@ -386,7 +386,7 @@ export class ActionExecutor {
    * {@link ActionExecutor.findRun}) is stopped by its owner, through the control bus.
    */
   cancel(runId: string, reason: string | SluiceError = 'Cancelled by the client'): boolean {
-    const run = this.#runs.get(runId) ?? this.#shared.log.peek(runId);
+    const run = this.#runs.get(runId) ?? this.#adopted.get(runId) ?? this.#shared.log.peek(runId);
     if (run === undefined) return false;
     return run.cancel(typeof reason === 'string' ? new SluiceError('cancelled', reason, { details: { reason: 'stop' } }) : reason);
   }
@@ -436,13 +436,16 @@ export class ActionExecutor {
   }
 
   /**
-   * Counts a run this executor did not start (an application step's) in {@link ActionExecutor.drain}:
-   * the drain waits for it, then cancels it, like its own runs. Forgotten once it ends.
+   * Takes in a run this executor did not start (an application step's). With `shared`, its events
+   * are appended to the shared log (recorded as owned by `options.owner`, e.g. its app), so other
+   * instances can read it and cancel it through the control bus; a run still live is also counted
+   * in {@link ActionExecutor.drain}, which waits for it, then cancels it, like this executor's own.
    */
-  adopt(run: Run): void {
+  adopt(run: Run, options: { owner?: string } = {}): void {
+    this.#shared.log.append(run, options.owner);
     if (run.state === 'ended') return;
-    this.#adopted.add(run);
-    void run.done.then(() => this.#adopted.delete(run));
+    this.#adopted.set(run.id, run);
+    void run.done.then(() => this.#adopted.delete(run.id));
   }
 
   /**
@@ -453,10 +456,10 @@ export class ActionExecutor {
    */
   async drain(timeoutMs: number, graceMs = 2_000): Promise<{ finished: number; cancelled: number }> {
     this.lifecycle.beginDrain();
-    const live = [...this.#runs.values(), ...this.#adopted];
+    const live = [...this.#runs.values(), ...this.#adopted.values()];
     const allDone = (runs: Run[]): Promise<unknown> => Promise.all(runs.map((run) => run.done));
     await within(allDone(live), timeoutMs);
-    const left = [...this.#runs.values(), ...this.#adopted];
+    const left = [...this.#runs.values(), ...this.#adopted.values()];
     for (const run of left) run.cancel(this.lifecycle.refusal());
     await within(allDone(left), graceMs);
     return { finished: live.length - left.length, cancelled: left.length };

@@ -50,6 +50,14 @@ export class ReplicaRun extends Run {
     this.emit({ type: 'run-end', reason: 'error' });
   }
 
+  /**
+   * A client may have read, from the producing instance, events this copy has not read from the
+   * log yet (writes are coalesced for a few ms): while the run is live, its resume waits for them.
+   */
+  protected override get acceptsAhead(): boolean {
+    return this.state !== 'ended';
+  }
+
   /** Asks the owner to cancel; true unless the run has ended or a cancel was already asked for. */
   override cancel(reason?: unknown): boolean {
     if (this.state === 'ended' || this.#cancelRequested !== null) return false;

@@ -358,12 +358,17 @@ export class Run {
    * live ones, until `run-end`. Throws `out_of_range` when the log no longer holds them and
    * `invalid_argument` for a seq the run has not reached.
    */
+  /** Whether a subscriber may resume after an event this run has not got yet (it then waits for it). */
+  protected get acceptsAhead(): boolean {
+    return false;
+  }
+
   subscribe(options: SubscribeOptions = {}): Subscription {
     const after = options.after ?? 0;
     if (!Number.isInteger(after) || after < 0) {
       throw new SluiceError('invalid_argument', `subscribe: 'after' must be a non-negative integer (got ${String(after)})`);
     }
-    if (after > this.#lastSeq) {
+    if (after > this.#lastSeq && !this.acceptsAhead) {
       throw new SluiceError('invalid_argument', `subscribe: run ${this.id} has no event ${after} (last is ${this.#lastSeq})`);
     }
     if (after < this.base) {

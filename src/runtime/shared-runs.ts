@@ -17,9 +17,10 @@ export interface EventLog {
   /**
    * Called by the executor, synchronously, for every run it starts, before the action runs: the
    * log starts copying the run's events (as one more reader, so a slow log holds the producer
-   * back like a slow reader does).
+   * back like a slow reader does). `owner` is recorded as the run's owner instead of `run.owner`
+   * (an application step's run is owned by its app).
    */
-  append(run: Run): void;
+  append(run: Run, owner?: string): void;
   /**
    * A run this executor does not hold (started by another instance, or no longer in memory): a
    * {@link Run} that replays the log and follows it live, or undefined when the log does not know

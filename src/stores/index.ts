@@ -16,3 +16,5 @@ export { RedisRuns, connectRedisRuns } from './redis-runs.ts';
 export type { RedisRunsOptions } from './redis-runs.ts';
 export { RedisChatStore } from './redis-chat-store.ts';
 export type { RedisChatStoreOptions } from './redis-chat-store.ts';
+export { RedisStepLocks } from './redis-step-locks.ts';
+export type { RedisStepLocksOptions } from './redis-step-locks.ts';

@@ -122,9 +122,13 @@ export class RunLogWriter {
   #warned = false;
   #responseIds: string[] = [];
 
-  constructor(ctx: WriterContext, run: Run) {
+  /** Recorded as the run's owner (who may read and stop it from other instances). */
+  readonly #owner: string | undefined;
+
+  constructor(ctx: WriterContext, run: Run, owner: string | undefined = run.owner) {
     this.#ctx = ctx;
     this.run = run;
+    this.#owner = owner;
     this.#sub = run.subscribe();
   }
 
@@ -224,7 +228,7 @@ export class RunLogWriter {
       ];
       if (first) {
         args.push('action', this.run.action, 'state', 'running', 'instance', ctx.instanceId, 'started', String(Date.now()));
-        if (this.run.owner !== undefined) args.push('owner', this.run.owner);
+        if (this.#owner !== undefined) args.push('owner', this.#owner);
         this.ttlSetAt = Date.now();
       }
       ctx.stats.commands++;

@@ -18,7 +18,7 @@
  * @module
  */
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createClient } from 'redis';
 import { SluiceError } from '../protocol/errors.ts';
 import type { ControlBus, ControlHandler, EventLog, SharedRuns } from '../runtime/shared-runs.ts';
@@ -203,7 +203,7 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
       logger: this.#logger,
     });
     this.log = {
-      append: (run) => this.#append(run),
+      append: (run, owner) => this.#append(run, owner),
       open: (runId) => this.#open(runId),
       peek: (runId) => this.#opened.get(runId)?.run,
     };
@@ -242,9 +242,19 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
     return this.#o.runningTtlMs;
   }
 
+  /** An instance's lease, in ms (also the lease of the app step locks). */
+  get leaseMs(): number {
+    return this.#o.leaseMs;
+  }
+
   /** Sends one command on the shared command connection (for stores beside the log, e.g. chats). */
   command<T = unknown>(args: string[]): Promise<T> {
     return this.#send<T>(args);
+  }
+
+  /** Runs a Lua script on the command connection (by SHA once Redis knows it). */
+  script<T = unknown>(script: string, keys: string[], args: string[]): Promise<T> {
+    return this.#evalScript(script, keys, args) as Promise<T>;
   }
 
   /** Local runs being written, and remote runs followed. */
@@ -295,10 +305,12 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
       } catch (error) {
         if (!/NOSCRIPT/.test((error as Error).message)) throw error;
         this.#shas.delete(script);
-        void this.#send<string>(['SCRIPT', 'LOAD', script]).then((loaded) => this.#shas.set(script, loaded), () => {});
       }
     }
-    return this.#send(['EVAL', script, String(keys.length), ...keys, ...args]);
+    const reply = await this.#send(['EVAL', script, String(keys.length), ...keys, ...args]);
+    // EVAL loaded it: its SHA works from now on.
+    this.#shas.set(script, createHash('sha1').update(script).digest('hex'));
+    return reply;
   }
 
   #xaddQueue: { log: string; id: string; fields: string[]; resolve(value: unknown): void; reject(error: Error): void }[] = [];
@@ -343,7 +355,7 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
 
   #writerContext: WriterContext | null = null;
 
-  #append(run: Run): void {
+  #append(run: Run, owner: string | undefined): void {
     this.#writerContext ??= {
       send: (args) => this.#send(args),
       append: (keys, args) => this.#evalScript(APPEND_SCRIPT, keys, args),
@@ -363,7 +375,7 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
       },
       finished: (writer) => this.#writers.delete(writer),
     };
-    const writer = new RunLogWriter(this.#writerContext, run);
+    const writer = new RunLogWriter(this.#writerContext, run, owner ?? run.owner);
     this.#writers.add(writer);
     void writer.start();
   }

@@ -36,6 +36,13 @@
  *   is asked for `<principal>:<appId>`, so the same app id used by another principal is another
  *   instance (its own state, persisted under its own key), and someone else's is never reached.
  *   Without authentication an app id is a capability: choose random ones.
+ * - **Several instances** (`stepLocks`, e.g. `RedisStepLocks`, and `findRun`): the one-step rule
+ *   holds across instances through a lock each step holds from the POST to its commit, so a POST
+ *   on another instance gets the same 409 with the same run id; the lock also records the last
+ *   committed step, and an instance whose copy of the app is older builds it again from the
+ *   shared persister (`AppRegistry.reload`) before running or showing it. Step runs are appended
+ *   to the shared log (`onRun`), so `…/events` resumes and `…/cancel` stops a step on any
+ *   instance. The apps' persister (and tracker) must be one all instances share (PostgreSQL).
  * - **Closing the server** ends the open streams and cancels the steps this plugin started
  *   (detached ones too), waiting for their commits, so none is left half done.
  * @module
@@ -47,6 +54,7 @@ import type { Inputs } from '../../app/action.ts';
 import type { Application } from '../../app/application.ts';
 import type { StreamingResultContainer } from '../../app/container.ts';
 import type { AppRegistry } from '../../app/registry.ts';
+import type { CommittedStep, LockView, StepLease, StepLocks } from '../../app/step-locks.ts';
 import { pipeEvents } from '../../channels/pipe-events.ts';
 import { ownerOf } from '../../channels/principal.ts';
 import { carriedHeaders, dropEmptyBodyType, requestErrorHandler } from '../../channels/request-hooks.ts';
@@ -69,8 +77,21 @@ export interface AppRoutesOptions {
   stallTimeoutMs?: number;
   /** Default: a pino logger (`createLogger()`). */
   logger?: Logger;
-  /** Told about every step run this plugin starts (the server hands them to its executor's drain). */
-  onRun?: (run: Run) => void;
+  /**
+   * Told about every step run this plugin starts, with the owner to record for it (its app): the
+   * server hands them to its executor (`adopt`), for the drain and, with several instances, the
+   * shared log.
+   */
+  onRun?: (run: Run, owner: string) => void;
+  /** One step at a time across instances (see the module notes); needs `apps.reload`. Default: this instance's memory only. */
+  stepLocks?: StepLocks;
+  /** Finds a step's run that this instance does not hold (another instance's, from the shared log). */
+  findRun?: (runId: string) => Promise<Run | undefined>;
+}
+
+/** The owner recorded for the runs of the app `appKey` in a shared log: only its app's routes reach them. */
+export function appRunOwner(appKey: string): string {
+  return `app:${appKey}`;
 }
 
 /** Response header: the action of the streamed step. */
@@ -86,7 +107,10 @@ const BODY_FIELDS = ['inputs', 'haltAfter'];
 
 /** A step started by this plugin, from the POST until its commit (and post hooks) are done. */
 interface ActiveStep {
+  key: string;
   app: Application;
+  /** The step lock held across instances (with `stepLocks`). */
+  lease: StepLease | null;
   /** Null while the steps before the streamed one run through. */
   run: Run | null;
   /** Settles once the step is committed and its post hooks (the tracker) have run. */
@@ -175,6 +199,29 @@ function streamHeaders(reply: FastifyReply, run: Run, extra: OutgoingHttpHeaders
   return headers;
 }
 
+/** How long a cancel on another instance than the step's waits for its commit to be recorded. */
+const COMMIT_WAIT_MS = 10_000;
+
+/** True when `app` holds the last committed step recorded across instances. */
+function isCurrent(app: Application, committed: CommittedStep | undefined): boolean {
+  return committed !== undefined && committed.sequenceId === app.sequenceId;
+}
+
+/** 409: the app is running a step (here or on another instance). */
+function sendBusy(reply: FastifyReply, appId: string, holder: { runId: string | null; action: string | null } | null): void {
+  const runId = holder?.runId ?? null;
+  const route = `/apps/${encodeURIComponent(appId)}/runs/${runId ?? ':runId'}`;
+  const what = runId === null ? 'is already starting a step' : `is already running a step ('${holder?.action ?? ''}', run ${runId})`;
+  sendError(
+    reply,
+    new SluiceError('already_exists', `App '${appId}' ${what}: one step runs at a time. Follow it with GET ${route}/events or stop it with POST ${route}/cancel`, {
+      details: { reason: 'busy' },
+    }),
+    409,
+    { reason: 'busy', runId },
+  );
+}
+
 /** Serves the routes of one plugin registration. */
 class AppEndpoints {
   readonly #apps: AppRegistry;
@@ -182,9 +229,11 @@ class AppEndpoints {
   readonly #maxDurationMs: number | undefined;
   readonly #stallTimeoutMs: number | undefined;
   readonly #logger: Logger;
-  readonly #onRun: ((run: Run) => void) | undefined;
-  /** The step of each app that this plugin is running (one at most). */
-  readonly #active = new WeakMap<Application, ActiveStep>();
+  readonly #onRun: ((run: Run, owner: string) => void) | undefined;
+  readonly #locks: StepLocks | undefined;
+  readonly #findShared: ((runId: string) => Promise<Run | undefined>) | undefined;
+  /** The step of each app key that this plugin is running (one at most). */
+  readonly #active = new Map<string, ActiveStep>();
   readonly #running = new Set<ActiveStep>();
   readonly #writers = new Set<SseWriter>();
   #closing = false;
@@ -193,6 +242,11 @@ class AppEndpoints {
     if (typeof options?.apps?.get !== 'function') throw invalid("appRoutes: option 'apps' must be an AppRegistry (an object with get(appId))");
     this.#apps = options.apps;
     this.#onRun = options.onRun;
+    this.#locks = options.stepLocks;
+    this.#findShared = options.findRun;
+    if (this.#locks !== undefined && typeof this.#apps.reload !== 'function') {
+      throw invalid("appRoutes: with 'stepLocks' the registry must implement reload(appId) (CachedAppRegistry does): an instance rebuilds an app another instance has stepped");
+    }
     const ping = options.pingIntervalMs ?? 15_000;
     if (typeof ping !== 'number' || !Number.isFinite(ping) || ping <= 0) throw invalid(`appRoutes: option 'pingIntervalMs' must be a number > 0 (got ${String(ping)})`);
     this.#pingIntervalMs = ping;
@@ -222,26 +276,31 @@ class AppEndpoints {
       sendError(reply, SluiceError.from(thrown, 'invalid_argument', 'Invalid request'));
       return;
     }
-    const app = await this.#resolve(request, appId, reply);
+    const key = appKey(request, appId);
+    let app = await this.#resolve(key, appId, reply);
     if (app === null) return;
 
     // From here to `#active.set` nothing awaits: two POSTs cannot both find the app idle.
-    const busy = this.#busyRun(app);
+    const busy = this.#busyRun(key, app);
     if (busy !== undefined) {
-      const route = `/apps/${encodeURIComponent(appId)}/runs/${busy?.id ?? ':runId'}`;
-      const what = busy === null ? 'is already starting a step' : `is already running a step ('${busy.action}', run ${busy.id})`;
-      sendError(
-        reply,
-        new SluiceError('already_exists', `App '${appId}' ${what}: one step runs at a time. Follow it with GET ${route}/events or stop it with POST ${route}/cancel`, {
-          details: { reason: 'busy' },
-        }),
-        409,
-        { reason: 'busy', runId: busy?.id ?? null },
-      );
+      sendBusy(reply, appId, busy === null ? null : { runId: busy.id, action: busy.action });
       return;
+    }
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const entry: ActiveStep = { key, app, lease: null, run: null, settled: null, released, release };
+    this.#active.set(key, entry);
+    this.#running.add(entry);
+
+    if (this.#locks !== undefined) {
+      app = await this.#lockStep(entry, appId, reply);
+      if (app === null) return;
     }
     const next = app.nextAction;
     if (next === null) {
+      this.#release(entry);
       const error = new SluiceError('failed_precondition', `App '${appId}' has finished: its graph has no next action`);
       sendError(reply, error, 409, { reason: 'no_next_action' });
       return;
@@ -250,17 +309,16 @@ class AppEndpoints {
     try {
       checkHaltAfter(app, haltAfter);
     } catch (thrown) {
+      this.#release(entry);
       sendError(reply, SluiceError.from(thrown));
       return;
     }
-
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const entry: ActiveStep = { app, run: null, settled: null, released, release };
-    this.#active.set(app, entry);
-    this.#running.add(entry);
+    const owner = appRunOwner(key);
+    const earlier = new Set(app.runs.map((run) => run.id));
+    // Runs of the steps this call ran through, readable on other instances too.
+    const shareThrough = (streamed: Run | null): void => {
+      for (const run of app.runs) if (run !== streamed && !earlier.has(run.id)) this.#onRun?.(run, owner);
+    };
 
     // Until the stream opens (the steps before the streamed one run through), the response's own
     // `close` is the disconnect; the call's signal reaches every step the call runs.
@@ -272,6 +330,7 @@ class AppEndpoints {
       [, container] = await app.streamResult({ haltAfter, inputs: body.inputs ?? {}, signal: controller?.signal });
     } catch (thrown) {
       reply.raw.off('close', onEarlyClose);
+      shareThrough(null);
       this.#release(entry);
       const failed = app.lastStep;
       const run = failed !== null && failed.status === 'failed' && failed.error === thrown ? app.getRun(failed.runId) : undefined;
@@ -291,7 +350,9 @@ class AppEndpoints {
       return;
     }
     entry.run = run;
-    this.#onRun?.(run);
+    shareThrough(run);
+    this.#onRun?.(run, owner);
+    void entry.lease?.setRun(run.id, container.action ?? run.action);
     const sub = run.subscribe();
     // Pulls the step at the pace of its slowest reader; a cancel (or disconnect) commits it at once.
     entry.settled = container.outcome().then(
@@ -325,7 +386,7 @@ class AppEndpoints {
   async cancel(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const found = await this.#findRun(request, reply);
     if (found === null) return;
-    const { app, run } = found;
+    const { app, run, key } = found;
     if (!run.cancel(new SluiceError('cancelled', 'Cancelled by the client', { details: { reason: 'stop' } }))) {
       const state =
         run.state === 'ended'
@@ -337,9 +398,16 @@ class AppEndpoints {
       return;
     }
     // Answer once the step is committed, so a following GET …/state or …/runs already shows it.
-    const entry = this.#active.get(app);
-    await (entry !== undefined && entry.run === run && entry.settled !== null ? entry.settled : run.done);
-    const record = app.lastStep?.runId === run.id ? app.lastStep : null;
+    const entry = this.#active.get(key);
+    let record: Pick<CommittedStep, 'sequenceId' | 'status' | 'runId'> | null = null;
+    if (entry !== undefined && entry.run === run && entry.settled !== null) {
+      await entry.settled;
+    } else {
+      await run.done;
+      // Another instance's step: its commit shows when that instance gives the lock up.
+      if (this.#locks !== undefined && app.getRun(run.id) === undefined) record = await this.#committedRun(key, run.id);
+    }
+    if (app.lastStep?.runId === run.id) record = app.lastStep;
     reply.send({ cancelled: true, runId: run.id, action: run.action, sequenceId: record?.sequenceId ?? null, status: record?.status ?? null });
   }
 
@@ -347,10 +415,25 @@ class AppEndpoints {
   async state(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const appId = appIdParam(request, reply);
     if (appId === null) return;
-    const app = await this.#resolve(request, appId, reply);
+    const key = appKey(request, appId);
+    let app = await this.#resolve(key, appId, reply);
     if (app === null) return;
-    const busy = this.#busyRun(app);
-    const last = app.lastStep;
+    const local = this.#busyRun(key, app);
+    let running: { runId: string | null; action: string | null } | null = local === undefined ? null : { runId: local?.id ?? null, action: local?.action ?? null };
+    let last: Pick<CommittedStep, 'action' | 'sequenceId' | 'status' | 'runId'> | null = app.lastStep;
+    if (this.#locks !== undefined && local === undefined) {
+      // Another instance may be running a step, or may have committed one since this copy was built.
+      let view: LockView;
+      try {
+        view = await this.#locks.inspect(key);
+        if (view.holder === null && !isCurrent(app, view.committed)) app = (await this.#apps.reload!(key)) ?? app;
+      } catch (thrown) {
+        this.#sendThrown(reply, thrown, appId);
+        return;
+      }
+      running = view.holder;
+      if (view.committed !== undefined && view.committed.sequenceId === app.sequenceId && (last === null || last.sequenceId < view.committed.sequenceId)) last = view.committed;
+    }
     reply.send({
       appId,
       partitionKey: app.partitionKey,
@@ -358,7 +441,7 @@ class AppEndpoints {
       position: app.position,
       nextAction: app.nextAction,
       state: app.state.toJSON(),
-      running: busy === undefined ? null : { runId: busy?.id ?? null, action: busy?.action ?? null },
+      running,
       lastStep: last === null ? null : { action: last.action, sequenceId: last.sequenceId, status: last.status, runId: last.runId },
     });
   }
@@ -385,7 +468,7 @@ class AppEndpoints {
     if (appId === null) return;
     const limit = limitOrReply(request, reply);
     if (limit === null) return;
-    const app = await this.#resolve(request, appId, reply);
+    const app = await this.#resolve(appKey(request, appId), appId, reply);
     if (app === null) return;
     const tracker = this.#apps.tracker;
     if (tracker === undefined || tracker === null) {
@@ -420,22 +503,61 @@ class AppEndpoints {
    * The run of the app's step in progress; null when one is starting (steps before it run
    * through); undefined when the app is idle. Steps started in-process (`app.streamResult`) count.
    */
-  #busyRun(app: Application): Run | null | undefined {
-    const entry = this.#active.get(app);
-    if (entry !== undefined) return entry.run ?? app.currentRun;
+  #busyRun(key: string, app: Application): Run | null | undefined {
+    const entry = this.#active.get(key);
+    if (entry !== undefined) return entry.run ?? entry.app.currentRun;
     return app.currentRun ?? undefined;
   }
 
+  /**
+   * Takes the app's step lock for `entry` (several instances) and brings the app up to the last
+   * committed step; null once the request was answered (busy elsewhere, store unreachable).
+   */
+  async #lockStep(entry: ActiveStep, appId: string, reply: FastifyReply): Promise<Application | null> {
+    try {
+      const { lease, view } = await this.#locks!.acquire(entry.key);
+      if (lease === null) {
+        this.#release(entry);
+        sendBusy(reply, appId, view.holder);
+        return null;
+      }
+      entry.lease = lease;
+      if (!isCurrent(entry.app, view.committed)) {
+        const fresh = await this.#apps.reload!(entry.key);
+        if (fresh === null || fresh === undefined) throw new SluiceError('not_found', `No app found with id '${appId}'`);
+        entry.app = fresh;
+      }
+      return entry.app;
+    } catch (thrown) {
+      this.#release(entry);
+      this.#sendThrown(reply, thrown, appId);
+      return null;
+    }
+  }
+
+  /** Waits (bounded) until another instance gave up the lock it held for `runId`; its commit, if recorded. */
+  async #committedRun(key: string, runId: string): Promise<CommittedStep | null> {
+    const until = Date.now() + COMMIT_WAIT_MS;
+    for (;;) {
+      const view = await this.#locks!.inspect(key).catch(() => null);
+      if (view !== null && view.holder?.runId !== runId) return view.committed?.runId === runId ? view.committed : null;
+      if (Date.now() >= until) return null;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
   #release(entry: ActiveStep): void {
-    if (this.#active.get(entry.app) === entry) this.#active.delete(entry.app);
+    if (this.#active.get(entry.key) === entry) this.#active.delete(entry.key);
     this.#running.delete(entry);
+    const last = entry.app.lastStep;
+    void entry.lease?.release(last === null ? null : { sequenceId: last.sequenceId, action: last.action, status: last.status, runId: last.runId });
     entry.release();
   }
 
-  async #resolve(request: FastifyRequest, appId: string, reply: FastifyReply): Promise<Application | null> {
+  async #resolve(key: string, appId: string, reply: FastifyReply): Promise<Application | null> {
     let app: Application | null | undefined;
     try {
-      app = await this.#apps.get(appKey(request, appId));
+      app = await this.#apps.get(key);
     } catch (thrown) {
       this.#sendThrown(reply, thrown, appId);
       return null;
@@ -448,18 +570,29 @@ class AppEndpoints {
   }
 
   /** The app and run of a `/apps/:appId/runs/:runId/…` URL; null once a 400 or 404 has been answered. */
-  async #findRun(request: FastifyRequest, reply: FastifyReply): Promise<{ appId: string; app: Application; run: Run } | null> {
+  async #findRun(request: FastifyRequest, reply: FastifyReply): Promise<{ appId: string; key: string; app: Application; run: Run } | null> {
     const appId = appIdParam(request, reply);
     if (appId === null) return null;
-    const app = await this.#resolve(request, appId, reply);
+    const key = appKey(request, appId);
+    const app = await this.#resolve(key, appId, reply);
     if (app === null) return null;
     const { runId } = request.params as { runId: string };
-    const run = app.getRun(runId);
+    let run = app.getRun(runId);
+    if (run === undefined && this.#findShared !== undefined) {
+      try {
+        const shared = await this.#findShared(runId);
+        // Only a run recorded as this app's: another app's (or a plain action run) is unknown here.
+        if (shared !== undefined && shared.owner === appRunOwner(key)) run = shared;
+      } catch (thrown) {
+        this.#sendThrown(reply, thrown, appId);
+        return null;
+      }
+    }
     if (run === undefined) {
       sendError(reply, new SluiceError('not_found', `App '${appId}' has no run with id '${runId}': it never existed or is no longer retained`));
       return null;
     }
-    return { appId, app, run };
+    return { appId, key, app, run };
   }
 
   /** A SluiceError keeps its code and public message; anything else is logged and answered 500. */

@@ -9,6 +9,7 @@ import type { ActionExecutor } from '../../runtime/executor.ts';
 import { Authenticator, type AuthOptions } from '../auth.ts';
 import { serverTlsOptions, type TlsOptions } from '../tls.ts';
 import { appRoutes } from './app-routes.ts';
+import type { StepLocks } from '../../app/step-locks.ts';
 import { registerAuth } from './auth.ts';
 import { registerCrossSite, resolveOrigins } from './cross-site.ts';
 import { BODY_TOO_LARGE, registerBodyParser } from './body.ts';
@@ -51,6 +52,11 @@ export interface HttpServerOptions {
   maxDepth?: number;
   /** Serves these applications under `/apps/:appId/…` (see `app-routes.ts`), with the `sse` settings. */
   apps?: AppRegistry;
+  /**
+   * Several instances serving the same `apps`: the step locks they share (`RedisStepLocks`), so one
+   * step runs at a time per app across them (see `app-routes.ts`). Default: this instance only.
+   */
+  stepLocks?: StepLocks;
   /**
    * Authentication of every route but `GET /health` (and `publicPaths`): API keys and/or your own
    * `authenticate` hook (see `src/transports/auth.ts`). Off (every request anonymous) when neither
@@ -197,8 +203,11 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
       maxDurationMs: ctx.sse.maxDurationMs,
       stallTimeoutMs: ctx.sse.stallTimeoutMs,
       logger: ctx.logger,
-      // A drain waits for the steps streaming now, as for the executor's own runs.
-      onRun: (run) => ctx.executor.adopt(run),
+      // A drain waits for the steps streaming now, as for the executor's own runs; with a shared
+      // log, other instances can read and stop them.
+      onRun: (run, owner) => ctx.executor.adopt(run, { owner }),
+      findRun: (runId) => ctx.executor.findRun(runId),
+      ...(options.stepLocks !== undefined ? { stepLocks: options.stepLocks } : {}),
     });
   }
   return app;
