@@ -28,9 +28,9 @@ export interface Instance {
   kill(): Promise<void>;
 }
 
-/** Starts `sluice serve` on free ports with `--redis url --redis-prefix prefix`. */
-export async function startInstance(redisUrl: string, prefix: string, extraEnv: Record<string, string> = {}): Promise<Instance> {
-  const child = spawn(NODE, [MAIN, 'serve', '--actions', FIXTURE, '--port', '0', '--grpc-port', '0', '--redis', redisUrl, '--redis-prefix', prefix], {
+/** Starts `sluice serve` on free ports with `--redis url --redis-prefix prefix` (and `extraArgs`). */
+export async function startInstance(redisUrl: string, prefix: string, extraEnv: Record<string, string> = {}, extraArgs: string[] = []): Promise<Instance> {
+  const child = spawn(NODE, [MAIN, 'serve', '--actions', FIXTURE, '--port', '0', '--grpc-port', '0', '--redis', redisUrl, '--redis-prefix', prefix, ...extraArgs], {
     cwd: repo,
     env: { ...process.env, SLUICE_LOG_LEVEL: 'info', ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
