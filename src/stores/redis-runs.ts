@@ -60,6 +60,12 @@ export interface RedisRunsOptions {
   writeTimeoutMs?: number;
   /** How long a copy of a remote run with no reader is kept, in ms. Default 10,000. */
   replicaIdleMs?: number;
+  /**
+   * Most runs of other instances followed here at once (each holds a buffer of events). Past it,
+   * copies without a reader are dropped first; when every copy has readers, opening another one
+   * is refused with `resource_exhausted`. Default 10,000.
+   */
+  maxReplicas?: number;
   /** Buffer settings of the copies (as the executor's `run` option). */
   run?: Pick<RunOptions, 'highWaterMark' | 'lowWaterMark' | 'logLimit' | 'hardLimit'>;
   /** How long to wait for Redis at start, in ms. Default 5,000. */
@@ -176,6 +182,7 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
       blockMs: positive('blockMs', options.blockMs, 1_000, 1),
       writeTimeoutMs: positive('writeTimeoutMs', options.writeTimeoutMs, 2_000),
       replicaIdleMs: positive('replicaIdleMs', options.replicaIdleMs, 10_000, 0),
+      maxReplicas: positive('maxReplicas', options.maxReplicas, 10_000, 1),
       connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs, 5_000),
     };
     const connectTimeout = this.#o.connectTimeoutMs;
@@ -387,6 +394,13 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
     if (opened !== undefined) return Promise.resolve(opened.run);
     let opening = this.#opening.get(runId);
     if (opening === undefined) {
+      if (!this.#makeRoom()) {
+        return Promise.reject(
+          new SluiceError('resource_exhausted', `This instance already follows ${this.#o.maxReplicas} runs of other instances; try again later`, {
+            details: { reason: 'too_many_replicas', limit: this.#o.maxReplicas, retryAfterSeconds: 1 },
+          }),
+        );
+      }
       opening = this.#load(runId).finally(() => this.#opening.delete(runId));
       this.#opening.set(runId, opening);
     }
@@ -476,6 +490,24 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
     });
   }
 
+  /** Room for one more copy: drops copies nobody reads (oldest first) when at the cap; false when all are read. */
+  #makeRoom(): boolean {
+    if (this.#opened.size + this.#opening.size < this.#o.maxReplicas) return true;
+    for (const [runId, opened] of this.#opened) {
+      if (opened.run.subscribers.size > 0) continue;
+      this.#forget(runId, opened);
+      if (this.#opened.size + this.#opening.size < this.#o.maxReplicas) return true;
+    }
+    return false;
+  }
+
+  #forget(runId: string, opened: Opened): void {
+    if (opened.idleTimer !== null) clearTimeout(opened.idleTimer);
+    opened.idleTimer = null;
+    this.#opened.delete(runId);
+    this.#tail.unfollow(this.keys.log(runId));
+  }
+
   /** @internal ReplicaSource: no reader left on a copy; drop it after the idle time. */
   idle(run: ReplicaRun): void {
     const opened = this.#opened.get(run.id);
@@ -484,8 +516,7 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
     opened.idleTimer = setTimeout(() => {
       opened.idleTimer = null;
       if (run.subscribers.size > 0 || this.#opened.get(run.id) !== opened) return;
-      this.#opened.delete(run.id);
-      this.#tail.unfollow(this.keys.log(run.id));
+      this.#forget(run.id, opened);
     }, this.#o.replicaIdleMs);
     opened.idleTimer.unref();
   }

@@ -210,6 +210,29 @@ describe('Redis mode across two executors', { skip }, () => {
 });
 
 describe('Redis mode: leases, retention, faults', { skip }, () => {
+  test('copies of remote runs are bounded: unread ones make room, and when every copy is read another is refused (429-style)', async () => {
+    const p = await pair({ maxReplicas: 2 });
+    try {
+      const runs = [0, 1, 2, 3].map(() => p.a.start(call({ count: 1_000, pause: 5 })));
+      await sleep(30);
+      const [x, y, z, w] = runs;
+      // x and y are opened and read; z fits once x's reader leaves.
+      const xr = (await p.b.findRun(x!.id))!.subscribe();
+      const yr = (await p.b.findRun(y!.id))!.subscribe();
+      await assert.rejects(p.b.findRun(z!.id), (error: any) => error.code === 'resource_exhausted' && error.details.reason === 'too_many_replicas');
+      xr.unsubscribe();
+      const zr = (await p.b.findRun(z!.id))!.subscribe();
+      assert.equal((await zr.next()).value?.seq, 1, 'the new copy replays from the start');
+      await assert.rejects(p.b.findRun(w!.id), (error: any) => error.code === 'resource_exhausted');
+      assert.equal(p.rb.activity.following, 2);
+      yr.unsubscribe();
+      zr.unsubscribe();
+      for (const run of runs) run.cancel();
+    } finally {
+      await p.close();
+    }
+  });
+
   test('producer lost: A stops heartbeating mid-run → B reads error unavailable "producer lost" and run-end, once', async () => {
     const p = await pair({ leaseMs: 400 });
     try {
