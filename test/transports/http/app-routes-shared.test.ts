@@ -19,7 +19,7 @@ import { RedisStepLocks } from '../../../src/stores/redis-step-locks.ts';
 import { createHttpServer } from '../../../src/transports/http/index.ts';
 import { POSTGRES_URL, dropTables, postgresSkip, testTable } from '../../stores/postgres-helpers.ts';
 import { REDIS_URL, dropPrefix, redisSkip, testPrefix } from '../../stores/redis-helpers.ts';
-import { openSse, postJson, waitFor, type SseFrame, type SseStream } from './fixtures.ts';
+import { openSse, postJson, type SseFrame, type SseStream } from './fixtures.ts';
 
 /** Streams `inputs.words` words (default 3), one every `inputs.intervalMs` ms; counts its steps. */
 const tick = streamingAction({ reads: ['count', 'transcript'], writes: ['count', 'transcript'] }, async function* (state, inputs, ctx) {
@@ -139,7 +139,6 @@ describe('app routes on two instances (Redis step locks, PostgreSQL persister)',
     const second = await openSse(`${a.url}/apps/hand/stream`, { body: { inputs: { words: 2 } } });
     const secondRun = runIdOf(second);
     await second.done();
-    await waitFor(() => true);
     let state = (await fetch(`${b.url}/apps/hand/state`).then((r) => r.json())) as any;
     assert.equal(state.sequenceId, 1);
     assert.equal(state.state.count, 2);
@@ -189,6 +188,27 @@ describe('app routes on two instances (Redis step locks, PostgreSQL persister)',
       const plain = await fetch(`${base}/runs/${runId}/events`);
       assert.equal(plain.status, 404);
       await plain.body?.cancel();
+    }
+  });
+
+  it('Redis unreachable: a POST and a state read answer 503 naming the lock; nothing runs, the app is not left locked', async () => {
+    const c = await startInstance(prefix, table);
+    try {
+      await c.runs.close();
+      const post = await postJson(`${c.url}/apps/down/stream`, { inputs: {} });
+      assert.equal(post.status, 503);
+      assert.equal((post.json as any).code, 'unavailable');
+      assert.match((post.json as any).error, /Cannot reach Redis for the app step lock/);
+      const state = await fetch(`${c.url}/apps/down/state`);
+      assert.equal(state.status, 503);
+      assert.equal((await c.persister.list('down')).length, 0);
+      const elsewhere = await openSse(`${a.url}/apps/down/stream`, { body: { inputs: { words: 1 } } });
+      assert.equal(elsewhere.status, 200);
+      await elsewhere.done();
+    } finally {
+      await c.http.close();
+      await c.executor.close();
+      await c.persister.close();
     }
   });
 
