@@ -10,9 +10,11 @@
  * 4. cross-instance barge-in: ack on B → the producer's signal aborts on A, p50 / p99;
  * 5. Redis bytes per event for a 76-byte chunk event (MEMORY USAGE of the stream), and keys left
  *    after the ended-run TTL;
- * 6. the chat store: a save + load of a 10-message chat in Redis vs PostgreSQL (`DATABASE_URL`).
+ * 6. the chat store: a save + load of a 10-message chat in Redis vs PostgreSQL (`DATABASE_URL`);
+ * 7. an application step over HTTP (POST → run-end, PostgreSQL persister) with the step locks of
+ *    two instances against one instance without them, and the lock's own cost per step.
  *
- *   node bench/scale.ts        (REDIS_URL, DATABASE_URL; RUNS=5 CONCURRENT=1000 PER_RUN=100)
+ *   node bench/scale.ts        (REDIS_URL, DATABASE_URL; RUNS=5 CONCURRENT=1000 PER_RUN=100; ONLY=1,7 for some sections)
  */
 
 import { randomBytes } from 'node:crypto';
@@ -23,7 +25,11 @@ import type { SluiceEvent } from '../src/protocol/events.ts';
 import { defineAction } from '../src/runtime/action.ts';
 import { ActionExecutor } from '../src/runtime/executor.ts';
 import { silentLogger } from '../src/runtime/logger.ts';
+import { ApplicationBuilder, CachedAppRegistry, streamingAction } from '../src/app/index.ts';
+import type { StepLocks } from '../src/app/step-locks.ts';
+import { PostgresPersister } from '../src/stores/postgres-persister.ts';
 import { RedisChatStore } from '../src/stores/redis-chat-store.ts';
+import { RedisStepLocks } from '../src/stores/redis-step-locks.ts';
 import { connectRedisRuns, type RedisRuns } from '../src/stores/redis-runs.ts';
 import { createHttpServer } from '../src/transports/http/index.ts';
 import { envInt, median, percentile } from './http-lib.ts';
@@ -286,6 +292,80 @@ async function chats(): Promise<void> {
   console.log(`   Redis ${ms(median(redisTimes))}   ${pgLine}`);
 }
 
+// ── 7. application steps: step locks ─────────────────────────────────────────────────────────
+const word = streamingAction({ reads: ['n'], writes: ['n'] }, async function* (state) {
+  for (let i = 0; i < 20; i++) yield [`w${i} `, null];
+  yield [{}, state.update({ n: (state.get('n') as number) + 1 })];
+});
+
+async function appServer(table: string, runs?: RedisRuns) {
+  const persister = new PostgresPersister({ connectionString: DATABASE_URL, table });
+  const apps = new CachedAppRegistry((appId) =>
+    new ApplicationBuilder().withActions({ word }).withTransitions(['word', 'word']).withState({ n: 0 }).withEntrypoint('word').withIdentifiers(appId).withPersister(persister).initializeFromPersister(persister),
+  );
+  const executor = new ActionExecutor({ actions: [], logger: silentLogger, shared: runs });
+  const stepLocks: StepLocks | undefined = runs === undefined ? undefined : new RedisStepLocks(runs);
+  const app = createHttpServer({ executor, apps, ...(stepLocks !== undefined ? { stepLocks } : {}) });
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  return { url, persister, close: async () => (await executor.close(), await app.close(), await persister.close()) };
+}
+
+async function stepTimes(urls: string[], appId: string, steps: number): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now();
+    const response = await fetch(`${urls[i % urls.length]}/apps/${appId}/stream`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    await response.text();
+    if (response.status !== 200) throw new Error(`step ${i}: ${response.status}`);
+    times.push(performance.now() - t0);
+  }
+  return times;
+}
+
+async function appSteps(): Promise<void> {
+  const table = `${prefix}_steps`;
+  const steps = 200;
+  const o = { url: REDIS_URL, prefix, logger: silentLogger };
+  const [ra, rb] = [await connectRedisRuns(o), await connectRedisRuns(o)];
+  const single = await appServer(table);
+  const a = await appServer(table, ra);
+  const b = await appServer(table, rb);
+  const locks = new RedisStepLocks(ra);
+  const rounds: { one: number; same: number; two: number; lock: number }[] = [];
+  try {
+    for (let round = 0; round < RUNS; round++) {
+      const one = median(await stepTimes([single.url], `one${round}`, steps));
+      // Every step on A: the lock, no rebuild.
+      const same = median(await stepTimes([a.url], `same${round}`, steps));
+      // Alternating instances: every step finds its copy one commit behind and rebuilds it.
+      const two = median(await stepTimes([a.url, b.url], `two${round}`, steps));
+      const lockTimes: number[] = [];
+      for (let i = 0; i < steps; i++) {
+        const t0 = performance.now();
+        const { lease } = await locks.acquire(`lock${round}`);
+        await lease!.setRun('r', 'word');
+        await lease!.release({ sequenceId: i, action: 'word', status: 'completed', runId: 'r' });
+        lockTimes.push(performance.now() - t0);
+      }
+      rounds.push({ one, same, two, lock: median(lockTimes) });
+    }
+  } finally {
+    await Promise.allSettled([single.close(), a.close(), b.close()]);
+    await Promise.allSettled([ra.close(), rb.close()]);
+    const client = new pg.Client({ connectionString: DATABASE_URL });
+    await client.connect();
+    await client.query(`DROP TABLE IF EXISTS ${table}`);
+    await client.end();
+  }
+  const one = median(rounds.map((r) => r.one));
+  const same = median(rounds.map((r) => r.same));
+  const two = median(rounds.map((r) => r.two));
+  console.log(`7. application step over HTTP (20 chunks, POST → run-end, PostgreSQL persister; ${steps} steps × ${RUNS} rounds)`);
+  console.log(`   one instance, no locks ${ms(one)}`);
+  console.log(`   step locks, every step on A ${ms(same)} (${(same / one).toFixed(2)}×)   alternating A/B (each step rebuilds the app) ${ms(two)} (${(two / one).toFixed(2)}×)`);
+  console.log(`   the lock alone (acquire + name the run + release) ${ms(median(rounds.map((r) => r.lock)))}`);
+}
+
 async function cleanup(): Promise<void> {
   const admin = createClient({ url: REDIS_URL });
   await admin.connect();
@@ -296,13 +376,11 @@ async function cleanup(): Promise<void> {
 }
 
 console.log(`Scale-out over Redis (${REDIS_URL}), prefix ${prefix}, Node ${process.version}; medians unless said`);
+const SECTIONS = [latency, throughput, wall, bargeIn, bytes, chats, appSteps];
+/** `ONLY=1,7`: just those sections. */
+const only = process.env.ONLY?.split(',').map(Number);
 try {
-  await latency();
-  await throughput();
-  await wall();
-  await bargeIn();
-  await bytes();
-  await chats();
+  for (const [i, section] of SECTIONS.entries()) if (only === undefined || only.includes(i + 1)) await section();
 } finally {
   await cleanup();
 }
