@@ -1,8 +1,9 @@
 /**
  * Tracking: one record per step with its stream statistics (time to first item, item count,
  * duration, outcome). A tracker is a {@link LifecycleHooks} that records `postRunStep`, so it
- * adds nothing per item. `SQLiteTracker` (`src/stores/`) is the default store; the later route
- * `GET /apps/:appId/runs` calls {@link StepTracker.listRuns}.
+ * adds nothing per item. `SQLiteTracker` (`src/stores/`) is the default store, `PostgresTracker`
+ * the one several server instances share; the route `GET /apps/:appId/runs` calls
+ * {@link StepTracker.listRuns}.
  * @module
  */
 

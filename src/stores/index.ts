@@ -1,6 +1,6 @@
 /**
- * `sluice/stores`: storage for applications — persisters (SQLite by default, PostgreSQL) and the
- * local tracker.
+ * `sluice/stores`: storage for applications — persisters and trackers (SQLite by default,
+ * PostgreSQL to share them between server instances).
  * @module
  */
 
@@ -10,6 +10,8 @@ export { PostgresPersister } from './postgres-persister.ts';
 export type { PostgresPersisterOptions } from './postgres-persister.ts';
 export { SQLiteTracker } from './sqlite-tracker.ts';
 export type { SQLiteTrackerOptions } from './sqlite-tracker.ts';
+export { PostgresTracker } from './postgres-tracker.ts';
+export type { PostgresTrackerOptions } from './postgres-tracker.ts';
 export { defaultDataDir } from './sql.ts';
 export type { SQLiteOptions } from './sql.ts';
 export { RedisRuns, connectRedisRuns } from './redis-runs.ts';

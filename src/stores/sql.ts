@@ -1,5 +1,5 @@
 /**
- * Helpers shared by the SQL stores: names, the default data directory, opening SQLite.
+ * Helpers shared by the SQL stores: names, the default data directory, opening SQLite, options.
  * @module
  */
 
@@ -54,4 +54,13 @@ export function isSQLiteUniqueViolation(error: unknown): boolean {
 /** Parses a JSON column (null stays null). */
 export function parseJson(text: unknown): unknown {
   return typeof text === 'string' ? JSON.parse(text) : (text ?? null);
+}
+
+/** `value`, or `fallback` when not given; throws unless it is a finite number ≥ `min` (timeouts, sizes). */
+export function positiveOption(option: string, value: number | undefined, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+    throw new SluiceError('invalid_argument', `${option} must be a number ≥ ${min}, got ${String(value)}`);
+  }
+  return value;
 }

@@ -1,5 +1,5 @@
-// What the tracking view reads from the SQLite tracker: each step's state and result, the app
-// instances (listApps), and a table made before those columns existed.
+// What the tracking view reads that the tracker contract (tracker-contract.ts) does not cover: a
+// SQLite table made before the state and result columns existed, and MemoryTracker's app instances.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { SQLiteTracker } from '../../src/stores/index.ts';
 
 const pause = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 5));
 
-async function counter(appId: string, tracker: SQLiteTracker | MemoryTracker, steps: number): Promise<void> {
+async function counter(appId: string, tracker: MemoryTracker, steps: number): Promise<void> {
   const add = action({ reads: ['n'], writes: ['n'] }, (state) => {
     const n = (state.get('n') as number) + 1;
     return [{ n }, state.update({ n })];
@@ -22,31 +22,6 @@ async function counter(appId: string, tracker: SQLiteTracker | MemoryTracker, st
 }
 
 describe('tracker views', () => {
-  test('SQLite: state and result per step; app instances most recently active first', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-tracker-views-'));
-    const tracker = new SQLiteTracker({ dataDir: dir });
-    try {
-      await counter('first', tracker, 2);
-      await pause(); // distinct end times: the order is by the newest step's end
-      await counter('second', tracker, 3);
-      const runs = tracker.listRuns('second');
-      assert.deepEqual(runs.map((r) => [r.sequenceId, r.state, r.result]), [
-        [2, { n: 3 }, { n: 3 }],
-        [1, { n: 2 }, { n: 2 }],
-        [0, { n: 1 }, { n: 1 }],
-      ]);
-      const apps = tracker.listApps();
-      assert.deepEqual(apps.map((a) => [a.appId, a.steps, a.lastStatus]), [
-        ['second', 3, 'completed'],
-        ['first', 2, 'completed'],
-      ]);
-      assert.deepEqual(tracker.listApps({ limit: 1 }).map((a) => a.appId), ['second']);
-    } finally {
-      tracker.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
   test('SQLite: a table from before state/result were kept gets the columns; old rows read as not recorded', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-tracker-old-'));
     const path = join(dir, 'old.db');
