@@ -52,7 +52,7 @@ describe('two sluice serve --apps processes sharing Redis and PostgreSQL', { ski
   after(async () => {
     await Promise.allSettled([a?.stop(), b?.stop()]);
     await dropPrefix(prefix);
-    await dropTables(table);
+    await dropTables(table, `${table}_runs`);
   });
 
   test('a step started on A: B refuses a second one (409 naming it), resumes it gap-free, then steps on from its commit', async () => {
@@ -77,6 +77,14 @@ describe('two sluice serve --apps processes sharing Redis and PostgreSQL', { ski
     assert.equal(state.sequenceId, 1);
     assert.equal(state.state.count, 2);
     assert.equal(state.lastStep.runId, second.runId);
+
+    // Both instances track into one table: each lists both steps, and the app.
+    for (const http of [a.http, b.http]) {
+      const runs = (await (await fetch(`${http}/apps/chat/runs`)).json()) as { tracked: boolean; runs: { runId: string; sequenceId: number; status: string }[] };
+      assert.deepEqual(runs.runs.map((r) => [r.sequenceId, r.runId, r.status]), [[1, second.runId, 'completed'], [0, first.runId, 'completed']]);
+      const apps = (await (await fetch(`${http}/apps`)).json()) as { apps: { appId: string; steps: number }[] };
+      assert.deepEqual(apps.apps.find((x) => x.appId === 'chat')?.steps, 2);
+    }
   });
 
   test('kill -9 A mid-step: B’s reader gets producer lost; after the lease B re-runs the step from the last commit', async () => {

@@ -352,7 +352,11 @@ class AppEndpoints {
     entry.run = run;
     shareThrough(run);
     this.#onRun?.(run, owner);
-    void entry.lease?.setRun(run.id, container.action ?? run.action);
+    if (entry.lease !== null) {
+      void entry.lease.setRun(run.id, container.action ?? run.action);
+      // Committed once its run has ended: other instances may step the app from then on.
+      void run.done.then(() => this.#releaseLease(entry));
+    }
     const sub = run.subscribe();
     // Pulls the step at the pace of its slowest reader; a cancel (or disconnect) commits it at once.
     entry.settled = container.outcome().then(
@@ -505,7 +509,9 @@ class AppEndpoints {
    */
   #busyRun(key: string, app: Application): Run | null | undefined {
     const entry = this.#active.get(key);
-    if (entry !== undefined) return entry.run ?? entry.app.currentRun;
+    // A step whose run has ended is committed (its post hooks may still run): the next POST may
+    // start, and the app runs it once those hooks are done.
+    if (entry !== undefined && entry.run?.state !== 'ended') return entry.run ?? entry.app.currentRun;
     return app.currentRun ?? undefined;
   }
 
@@ -549,9 +555,14 @@ class AppEndpoints {
   #release(entry: ActiveStep): void {
     if (this.#active.get(entry.key) === entry) this.#active.delete(entry.key);
     this.#running.delete(entry);
+    this.#releaseLease(entry);
+    entry.release();
+  }
+
+  /** Gives the app's step lock up (idempotent), recording the app's last commit. */
+  #releaseLease(entry: ActiveStep): void {
     const last = entry.app.lastStep;
     void entry.lease?.release(last === null ? null : { sequenceId: last.sequenceId, action: last.action, status: last.status, runId: last.runId });
-    entry.release();
   }
 
   async #resolve(key: string, appId: string, reply: FastifyReply): Promise<Application | null> {

@@ -469,6 +469,38 @@ describe('application routes: configuration', () => {
     }
   });
 
+  it('the next POST right after run-end is taken, even while a slow tracker still records the step (it runs once the hook is done)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-app-routes-'));
+    const persister = new SQLitePersister({ dataDir: dir });
+    const recorded: number[] = [];
+    const slowTracker = {
+      async postRunStep(event: { sequenceId: number }) {
+        await sleep(300);
+        recorded.push(event.sequenceId);
+      },
+      listRuns: () => [],
+    };
+    const registry = new CachedAppRegistry(factory(persister), { tracker: slowTracker as never });
+    const executor = new ActionExecutor({ logger: silentLogger });
+    const server = createHttpServer({ executor, apps: registry, logger: false });
+    const url = await server.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const first = await openSse(`${url}/apps/hook-1/stream`, { body: { inputs: { words: 2 } } });
+      assert.equal((await first.done()).at(-1)?.event, 'run-end');
+      const second = await openSse(`${url}/apps/hook-1/stream`, { body: { inputs: { words: 2 } } });
+      assert.equal(second.status, 200);
+      assert.equal(second.res.headers['x-sluice-sequence-id'], '1');
+      await second.done();
+      await waitFor(() => recorded.length === 2, 2_000, 'both steps tracked');
+      assert.deepEqual(recorded, [0, 1]);
+    } finally {
+      await server.close();
+      await executor.close();
+      persister.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('closing the server cancels the steps in progress (detached ones too) and waits for their commits', async () => {
     const h = await startAppServer();
     try {
