@@ -4,22 +4,15 @@
  * @module
  */
 
-import pg from 'pg';
+import type pg from 'pg';
 import type { LoadQuery, PersistedStep, Persister } from '../app/persistence.ts';
 import { duplicateStep } from '../app/persistence.ts';
 import type { StateData } from '../app/state.ts';
-import { checkIdentifier } from './sql.ts';
+import { PostgresTable, type PostgresTableOptions } from './postgres-table.ts';
 import { STEP_ROW_COLUMNS, stepKeyOf, stepRowValues, stepTableSql, type StepKeyRow } from './step-rows.ts';
 
-/** Options of a {@link PostgresPersister}. */
-export interface PostgresPersisterOptions {
-  /** A pool to use (not ended by `close()`); otherwise one is made from `connectionString`. */
-  pool?: pg.Pool;
-  /** Default `DATABASE_URL`. */
-  connectionString?: string;
-  /** Table name (default `sluice_steps`); tests use a unique one each. */
-  table?: string;
-}
+/** Options of a {@link PostgresPersister} (`table` default `sluice_steps`). */
+export type PostgresPersisterOptions = PostgresTableOptions;
 
 interface Row extends StepKeyRow {
   status: string;
@@ -53,34 +46,18 @@ function toStep(row: Row): PersistedStep {
  * const persister = new PostgresPersister({ connectionString: process.env.DATABASE_URL });
  * builder.withPersister(persister).initializeFromPersister(persister);
  */
-export class PostgresPersister implements Persister {
-  readonly table: string;
-  readonly #pool: pg.Pool;
-  readonly #owned: boolean;
-  #ready: Promise<void> | null = null;
-  #closed = false;
-
+export class PostgresPersister extends PostgresTable implements Persister {
   constructor(options: PostgresPersisterOptions = {}) {
-    this.table = checkIdentifier('table', options.table ?? 'sluice_steps');
-    this.#owned = options.pool === undefined;
-    this.#pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString ?? process.env.DATABASE_URL });
+    super('PostgresPersister', 'sluice_steps', options);
   }
 
-  initialize(): Promise<void> {
-    this.#ready ??= this.#create().catch((error: unknown) => {
-      this.#ready = null;
-      throw error;
-    });
-    return this.#ready;
-  }
-
-  async #create(): Promise<void> {
-    await this.#pool.query(stepTableSql(this.table, { text: 'text', integer: 'integer', json: 'jsonb', time: 'timestamptz' }));
+  protected createSql(): string {
+    return stepTableSql(this.table, { text: 'text', integer: 'integer', json: 'jsonb', time: 'timestamptz' });
   }
 
   async save(step: PersistedStep): Promise<void> {
     await this.initialize();
-    const client = await this.#pool.connect();
+    const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
       await client.query(
@@ -103,17 +80,17 @@ export class PostgresPersister implements Persister {
     const t = this.table;
     let result: pg.QueryResult<Row>;
     if (query.appId === undefined) {
-      result = await this.#pool.query<Row>(
+      result = await this.pool.query<Row>(
         `SELECT ${COLUMNS} FROM "${t}" WHERE partition_key = $1 ORDER BY ended_at DESC, sequence_id DESC LIMIT 1`,
         [query.partitionKey],
       );
     } else if (query.sequenceId === undefined) {
-      result = await this.#pool.query<Row>(
+      result = await this.pool.query<Row>(
         `SELECT ${COLUMNS} FROM "${t}" WHERE app_id = $1 AND partition_key = $2 ORDER BY sequence_id DESC LIMIT 1`,
         [query.appId, query.partitionKey],
       );
     } else {
-      result = await this.#pool.query<Row>(
+      result = await this.pool.query<Row>(
         `SELECT ${COLUMNS} FROM "${t}" WHERE app_id = $1 AND partition_key = $2 AND sequence_id = $3`,
         [query.appId, query.partitionKey, query.sequenceId],
       );
@@ -124,7 +101,7 @@ export class PostgresPersister implements Persister {
 
   async list(appId: string, partitionKey = ''): Promise<PersistedStep[]> {
     await this.initialize();
-    const result = await this.#pool.query<Row>(
+    const result = await this.pool.query<Row>(
       `SELECT ${COLUMNS} FROM "${this.table}" WHERE app_id = $1 AND partition_key = $2 ORDER BY sequence_id`,
       [appId, partitionKey],
     );
@@ -133,23 +110,10 @@ export class PostgresPersister implements Persister {
 
   async listAppIds(partitionKey = ''): Promise<string[]> {
     await this.initialize();
-    const result = await this.#pool.query<{ app_id: string }>(
+    const result = await this.pool.query<{ app_id: string }>(
       `SELECT app_id FROM "${this.table}" WHERE partition_key = $1 GROUP BY app_id ORDER BY MAX(ended_at) DESC`,
       [partitionKey],
     );
     return result.rows.map((r) => r.app_id);
-  }
-
-  /** Drops the table (tests). */
-  async drop(): Promise<void> {
-    await this.#pool.query(`DROP TABLE IF EXISTS "${this.table}"`);
-    this.#ready = null;
-  }
-
-  /** Ends the pool if this persister made it. */
-  async close(): Promise<void> {
-    if (!this.#owned || this.#closed) return;
-    this.#closed = true;
-    await this.#pool.end();
   }
 }

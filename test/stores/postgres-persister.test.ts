@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pg from 'pg';
 import { PostgresPersister } from '../../src/stores/index.ts';
+import { capturingLogger } from '../models/helpers.ts';
 import { persisterContract } from './contract.ts';
 import { describePostgres, POSTGRES_URL as url, testTable } from './postgres-helpers.ts';
 
@@ -53,6 +54,49 @@ await describePostgres('PostgresPersister (real server)', () => {
       await persister.drop();
       await persister.close();
       await client.end();
+    }
+  });
+
+  test('a connection the server drops (a restart) is logged, not a crash; the next save works', { timeout: 15_000 }, async () => {
+    const name = `sluice_persister_${process.pid}_${Date.now()}`;
+    const logger = capturingLogger();
+    const persister = new PostgresPersister({ connectionString: `${url}${url.includes('?') ? '&' : '?'}application_name=${name}`, table: testTable(), logger });
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    const step = (sequenceId: number) => ({ appId: 'a', partitionKey: '', sequenceId, action: 'x', status: 'completed' as const, state: {}, result: null, error: null, startedAt: 1, endedAt: 2 });
+    try {
+      await persister.save(step(0)); // leaves an idle connection in the pool
+      const killed = await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [name]);
+      assert.ok(killed.rowCount !== null && killed.rowCount > 0);
+      for (let i = 0; i < 100 && !logger.records.some((r) => r.level === 'warn'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.match(logger.records.find((r) => r.level === 'warn')?.msg ?? '', /PostgresPersister: connection problem/);
+      await persister.save(step(1));
+      assert.deepEqual((await persister.list('a')).map((r) => r.sequenceId), [0, 1]);
+    } finally {
+      await admin.end();
+      await persister.drop();
+      await persister.close();
+    }
+  });
+
+  test('a statement that waits too long is cancelled after queryTimeoutMs (a locked table), with the server’s error', { timeout: 15_000 }, async () => {
+    const table = testTable();
+    const persister = new PostgresPersister({ connectionString: url, table, queryTimeoutMs: 300 });
+    await persister.initialize();
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      await admin.query('BEGIN');
+      await admin.query(`LOCK TABLE "${table}" IN ACCESS EXCLUSIVE MODE`);
+      const started = Date.now();
+      await assert.rejects(persister.load({ appId: 'a', partitionKey: '' }), (error: any) => error.code === '57014');
+      assert.ok(Date.now() - started < 2_000);
+      await admin.query('ROLLBACK');
+      assert.equal(await persister.load({ appId: 'a', partitionKey: '' }), null);
+    } finally {
+      await admin.end();
+      await persister.drop();
+      await persister.close();
     }
   });
 });

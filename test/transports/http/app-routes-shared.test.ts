@@ -7,10 +7,9 @@
  */
 
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { ApplicationBuilder, CachedAppRegistry, streamingAction } from '../../../src/app/index.ts';
+import { ApplicationBuilder, CachedAppRegistry } from '../../../src/app/index.ts';
 import { ActionExecutor } from '../../../src/runtime/executor.ts';
 import { silentLogger } from '../../../src/runtime/logger.ts';
 import { PostgresPersister } from '../../../src/stores/index.ts';
@@ -19,25 +18,8 @@ import { RedisStepLocks } from '../../../src/stores/redis-step-locks.ts';
 import { createHttpServer } from '../../../src/transports/http/index.ts';
 import { POSTGRES_URL, dropTables, postgresSkip, testTable } from '../../stores/postgres-helpers.ts';
 import { REDIS_URL, dropPrefix, redisSkip, testPrefix } from '../../stores/redis-helpers.ts';
+import { tick } from './app-fixtures.ts';
 import { openSse, postJson, type SseFrame, type SseStream } from './fixtures.ts';
-
-/** Streams `inputs.words` words (default 3), one every `inputs.intervalMs` ms; counts its steps. */
-const tick = streamingAction({ reads: ['count', 'transcript'], writes: ['count', 'transcript'] }, async function* (state, inputs, ctx) {
-  const words = Number(inputs.words ?? 3);
-  const interval = Number(inputs.intervalMs ?? 1);
-  let text = '';
-  for (let i = 0; i < words; i++) {
-    try {
-      await sleep(interval, undefined, { signal: ctx.signal });
-    } catch {
-      break;
-    }
-    text += `w${i} `;
-    yield [`w${i} `, null];
-  }
-  const final = ctx.signal.aborted ? `${text}…` : text;
-  yield [{ text: final }, state.update({ count: (state.get('count') as number) + 1 }).append('transcript', final)];
-});
 
 interface Instance {
   url: string;

@@ -12,32 +12,15 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import Fastify from 'fastify';
-import { action, ApplicationBuilder, CachedAppRegistry, expr, type Inputs, streamingAction } from '../../../src/app/index.ts';
+import { action, ApplicationBuilder, CachedAppRegistry, expr, type Inputs } from '../../../src/app/index.ts';
 import { SluiceError } from '../../../src/protocol/errors.ts';
 import { ActionExecutor } from '../../../src/runtime/executor.ts';
 import { silentLogger } from '../../../src/runtime/logger.ts';
 import { SQLitePersister, SQLiteTracker } from '../../../src/stores/index.ts';
 import { appRoutes, createHttpServer } from '../../../src/transports/http/index.ts';
 import { exampleApps } from '../../../examples/app.ts';
+import { tick } from './app-fixtures.ts';
 import { openSse, postJson, waitFor, type SseStream } from './fixtures.ts';
-
-/** Streams `inputs.words` words (default 3), one every `inputs.intervalMs` (default 1); a stop ends with '…'. */
-const tick = streamingAction({ reads: ['count', 'transcript'], writes: ['count', 'transcript'] }, async function* (state, inputs, ctx) {
-  const words = Number(inputs.words ?? 3);
-  const interval = Number(inputs.intervalMs ?? 1);
-  let text = '';
-  for (let i = 0; i < words; i++) {
-    try {
-      await sleep(interval, undefined, { signal: ctx.signal });
-    } catch {
-      break;
-    }
-    text += `w${i} `;
-    yield [`w${i} `, null];
-  }
-  const final = ctx.signal.aborted ? `${text}…` : text;
-  yield [{ text: final }, state.update({ count: (state.get('count') as number) + 1 }).append('transcript', final)];
-});
 
 /** Takes the user's text from the inputs (a non-streaming step before `tick`). */
 const prompt = action({ reads: [], writes: ['prompt'] }, (state, inputs: Inputs) => [null, state.update({ prompt: String(inputs.text ?? '') })]);
