@@ -7,25 +7,75 @@
 
 import assert from 'node:assert/strict';
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import { Code, ConnectError, type Client } from '@connectrpc/connect';
+import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
 import { WebSocket } from 'ws';
 import { readSseEvents } from '../../src/client/sse.ts';
 import { SluiceError } from '../../src/protocol/errors.ts';
 import { parseEvent } from '../../src/protocol/schemas.ts';
 import type { SluiceEvent } from '../../src/protocol/events.ts';
 import { isResponseId } from '../../src/protocol/ids.ts';
-import type { ActionExecutor } from '../../src/runtime/executor.ts';
-import type { ActionService, WebhookRequestSchema, WebhookStreamEvent } from '../../src/transports/grpc/gen/action_webhook_pb.ts';
+import { ActionExecutor } from '../../src/runtime/executor.ts';
+import { silentLogger } from '../../src/runtime/logger.ts';
+import { connectRedisRuns, type RedisRuns } from '../../src/stores/redis-runs.ts';
+import { createGrpcServer } from '../../src/transports/grpc/index.ts';
+import { ActionService, type WebhookRequestSchema, type WebhookStreamEvent } from '../../src/transports/grpc/gen/action_webhook_pb.ts';
+import { createHttpServer } from '../../src/transports/http/index.ts';
 import { compress, grpcChunk, type Transcript, type WireName } from './expectations.ts';
-import type { ChunkPayload, Probe, ResultShape, Scenario } from './scenarios.ts';
+import { BARGE_IN_TIMEOUT_SECONDS, createActions, type ChunkPayload, type Probe, type ResultShape, type Scenario } from './scenarios.ts';
 
-/** What every adapter may use: one executor behind one HTTP and one gRPC server. */
-export interface WireContext {
+/** One instance: an executor behind one HTTP and one gRPC server. */
+export interface Instance {
   executor: ActionExecutor;
-  probe: Probe;
   /** `http://127.0.0.1:<port>` */
   httpUrl: string;
   grpc: Client<typeof ActionService>;
+}
+
+/** A running {@link Instance}; `close` stops it (its executor, servers and Redis connection). */
+export interface ServedInstance extends Instance {
+  /** The instance's own Redis connection (the Redis mode). */
+  shared?: RedisRuns;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts an instance serving the scenario actions, reporting to `probe`: an executor with Rasa's
+ * behaviour (the scenarios expect it: action error text reaches the client) behind an HTTP and a
+ * gRPC server on loopback. With `redis`, the executor runs in the Redis mode on its own connection
+ * (`connectRedisRuns`), so instances given the same url and prefix share their runs.
+ */
+export async function serveInstance(probe: Probe, options: { redis?: { url: string; prefix: string } } = {}): Promise<ServedInstance> {
+  const { redis } = options;
+  const shared = redis === undefined ? undefined : await connectRedisRuns({ ...redis, logger: silentLogger });
+  const executor = new ActionExecutor({
+    logger: silentLogger,
+    actions: createActions(probe),
+    bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_SECONDS,
+    exposeActionErrors: true,
+    shared,
+  });
+  const http = createHttpServer({ executor, logger: false });
+  const grpc = createGrpcServer({ executor, logger: silentLogger });
+  const close = async (): Promise<void> => {
+    await executor.close();
+    await Promise.all([grpc.close(), http.close()]);
+    await shared?.close();
+  };
+  try {
+    const httpUrl = await http.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = await grpc.listen(0, '127.0.0.1');
+    const client = createClient(ActionService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+    return { executor, httpUrl, grpc: client, shared, close };
+  } catch (error) {
+    await close().catch(() => {});
+    throw error;
+  }
+}
+
+/** What every adapter may use: one instance, and the scenarios' probe. */
+export interface WireContext extends Instance {
+  probe: Probe;
 }
 
 /** One run of a scenario on a wire. */
