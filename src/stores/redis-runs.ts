@@ -31,8 +31,11 @@ import { RedisKeys } from './redis-keys.ts';
 import { APPEND_SCRIPT, RunLogWriter, XADD_MANY_SCRIPT, historyGone, type WriterContext } from './redis-log-writer.ts';
 import { StreamTail, type CommandClient } from './redis-tail.ts';
 
-/** Pauses before looking a barge-in's stream up again (100 ms in all), see `#ack`. */
-const ACK_LOOKUP_WAITS_MS = [10, 30, 60];
+/**
+ * Pauses before looking a run or a barge-in's stream up again (100 ms in all): a client can have
+ * its id from the producer's memory a moment before the producer's log writer registered it.
+ */
+const LOOKUP_WAITS_MS = [10, 30, 60];
 
 /** Options of {@link connectRedisRuns}. */
 export interface RedisRunsOptions {
@@ -409,9 +412,14 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
 
   async #load(runId: string): Promise<Run | undefined> {
     if (this.#closed) return undefined;
-    let meta: Record<string, string>;
+    let meta: Record<string, string> = {};
     try {
-      meta = fieldsOf(await this.#send(['HGETALL', this.keys.meta(runId)]));
+      // Not there yet may mean not registered yet (see LOOKUP_WAITS_MS): look again, briefly.
+      for (let wait = 0; ; wait++) {
+        meta = fieldsOf(await this.#send(['HGETALL', this.keys.meta(runId)]));
+        if (meta.state !== undefined || wait === LOOKUP_WAITS_MS.length || this.#closed) break;
+        await new Promise((resolve) => setTimeout(resolve, LOOKUP_WAITS_MS[wait]));
+      }
     } catch (error) {
       throw new SluiceError('unavailable', `Cannot read run ${runId} from Redis: ${(error as Error).message}`, { cause: error });
     }
@@ -534,8 +542,8 @@ export class RedisRuns implements SharedRuns, ReplicaSource {
     let runId = await this.#send<string | null>(['GET', this.keys.response(responseId)]);
     // The client may have the stream (from its producer's memory) a moment before the producer's
     // log writer registered it: look again, briefly, before calling the stream unknown.
-    for (let wait = 0; runId === null && wait < ACK_LOOKUP_WAITS_MS.length; wait++) {
-      await new Promise((resolve) => setTimeout(resolve, ACK_LOOKUP_WAITS_MS[wait]));
+    for (let wait = 0; runId === null && wait < LOOKUP_WAITS_MS.length; wait++) {
+      await new Promise((resolve) => setTimeout(resolve, LOOKUP_WAITS_MS[wait]));
       runId = await this.#send<string | null>(['GET', this.keys.response(responseId)]);
     }
     if (runId === null) return false;

@@ -49,6 +49,12 @@ export interface Transcript {
   error?: Record<string, unknown>;
   /** Barge-in scenarios: whether the action saw its stream cancelled (reported by the action). */
   actionSawCancel?: boolean;
+  /**
+   * Cross-instance pairs (the call starts on instance A): what the client did on instance B.
+   * `read`: the run's events were read on B (false when A refused the call before a run existed,
+   * or when the wire has nothing to read elsewhere); `acked`: the barge-in ack went to B.
+   */
+  peer?: { read: boolean; acked: boolean };
 }
 
 /** Runs of one token become `token*n` (10,000 chunks stay readable in a failure diff). */
@@ -65,6 +71,12 @@ export function compress(tokens: string[]): string[] {
 
 /** Errors SSE and WebSocket detect before a run exists (call-check.ts). */
 const PREFLIGHT_REASONS = new Set(['action_not_found', 'invalid_body']);
+
+/** True when `wire` answers the scenario's call with a refusal before any run exists (SSE, WebSocket). */
+function refusedBeforeRun(scenario: Scenario, wire: WireName): boolean {
+  const error = scenario.expect.error;
+  return (wire === 'sse' || wire === 'websocket') && error !== undefined && PREFLIGHT_REASONS.has(error.reason);
+}
 
 /** Rasa's HTTP status per failure reason (`reference/rasa-sdk.md` §1b). */
 const HTTP_STATUS: Record<string, number> = {
@@ -146,7 +158,7 @@ export function expectedTranscript(scenario: Scenario, wire: WireName, call: Rec
     ...sluiceError,
     ...saw,
   });
-  const preflight = o.error !== undefined && PREFLIGHT_REASONS.has(o.error.reason);
+  const preflight = refusedBeforeRun(scenario, wire);
 
   switch (wire) {
     case 'in-process start':
@@ -216,4 +228,18 @@ export function expectedTranscript(scenario: Scenario, wire: WireName, call: Rec
       return transcript;
     }
   }
+}
+
+/**
+ * The transcript of a cross-instance pair: the call starts on instance A and the client's other
+ * half is on B (reading the run, acking its stream). The client sees exactly what `wire` shows on
+ * one instance; `peer` says what it did on B. A call refused before a run exists is refused by A,
+ * and then there is nothing to read on B. gRPC `WebhookStream` carries no run id, so the only half
+ * of Rasa's flow that can go to B is `AckStreamChunks`.
+ */
+export function expectedPairTranscript(scenario: Scenario, wire: WireName, call: Record<string, unknown>): Transcript {
+  const refused = refusedBeforeRun(scenario, wire);
+  const read = !refused && wire !== 'grpc stream';
+  const acked = !refused && scenario.bargeIn !== undefined;
+  return { ...expectedTranscript(scenario, wire, call), peer: { read, acked } };
 }

@@ -7,25 +7,86 @@
 
 import assert from 'node:assert/strict';
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import { Code, ConnectError, type Client } from '@connectrpc/connect';
+import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
 import { WebSocket } from 'ws';
 import { readSseEvents } from '../../src/client/sse.ts';
 import { SluiceError } from '../../src/protocol/errors.ts';
 import { parseEvent } from '../../src/protocol/schemas.ts';
 import type { SluiceEvent } from '../../src/protocol/events.ts';
 import { isResponseId } from '../../src/protocol/ids.ts';
-import type { ActionExecutor } from '../../src/runtime/executor.ts';
-import type { ActionService, WebhookRequestSchema, WebhookStreamEvent } from '../../src/transports/grpc/gen/action_webhook_pb.ts';
+import { ActionExecutor, type ExecutorOptions } from '../../src/runtime/executor.ts';
+import { silentLogger } from '../../src/runtime/logger.ts';
+import { connectRedisRuns, type RedisRuns } from '../../src/stores/redis-runs.ts';
+import { createGrpcServer } from '../../src/transports/grpc/index.ts';
+import { ActionService, type WebhookRequestSchema, type WebhookStreamEvent } from '../../src/transports/grpc/gen/action_webhook_pb.ts';
+import { createHttpServer } from '../../src/transports/http/index.ts';
 import { compress, grpcChunk, type Transcript, type WireName } from './expectations.ts';
-import type { ChunkPayload, Probe, ResultShape, Scenario } from './scenarios.ts';
+import { BARGE_IN_TIMEOUT_SECONDS, createActions, type ChunkPayload, type Probe, type ResultShape, type Scenario } from './scenarios.ts';
 
-/** What every adapter may use: one executor behind one HTTP and one gRPC server. */
-export interface WireContext {
+/** One instance: an executor behind one HTTP and one gRPC server. */
+export interface Instance {
   executor: ActionExecutor;
-  probe: Probe;
   /** `http://127.0.0.1:<port>` */
   httpUrl: string;
   grpc: Client<typeof ActionService>;
+}
+
+/** A running {@link Instance}; `close` stops it (its executor, servers and Redis connection). */
+export interface ServedInstance extends Instance {
+  /** The instance's own Redis connection (the Redis mode). */
+  shared?: RedisRuns;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts an instance serving the scenario actions, reporting to `probe`: an executor with Rasa's
+ * behaviour (the scenarios expect it: action error text reaches the client) behind an HTTP and a
+ * gRPC server on loopback. With `redis`, the executor runs in the Redis mode on its own connection
+ * (`connectRedisRuns`), so instances given the same url and prefix share their runs. `run`: the
+ * buffer settings of its runs, and of its copies of runs produced elsewhere.
+ */
+export async function serveInstance(
+  probe: Probe,
+  options: { redis?: { url: string; prefix: string }; run?: ExecutorOptions['run'] } = {},
+): Promise<ServedInstance> {
+  const { redis, run } = options;
+  const shared = redis === undefined ? undefined : await connectRedisRuns({ ...redis, run, logger: silentLogger });
+  const executor = new ActionExecutor({
+    logger: silentLogger,
+    actions: createActions(probe),
+    bargeInTimeoutSeconds: BARGE_IN_TIMEOUT_SECONDS,
+    exposeActionErrors: true,
+    shared,
+    run,
+  });
+  const http = createHttpServer({ executor, logger: false });
+  const grpc = createGrpcServer({ executor, logger: silentLogger });
+  const close = async (): Promise<void> => {
+    await executor.close();
+    await Promise.all([grpc.close(), http.close()]);
+    await shared?.close();
+  };
+  try {
+    const httpUrl = await http.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = await grpc.listen(0, '127.0.0.1');
+    const client = createClient(ActionService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+    return { executor, httpUrl, grpc: client, shared, close };
+  } catch (error) {
+    await close().catch(() => {});
+    throw error;
+  }
+}
+
+/** What every adapter may use: the instance the call starts on, and the scenarios' probe. */
+export interface WireContext extends Instance {
+  probe: Probe;
+  /**
+   * Cross-instance pairs: a second instance sharing the first one's Redis, where the client's other
+   * half goes (it reads the run and sends the barge-in ack there); the call still starts on the
+   * first one. Only wires with `pairs` read it.
+   */
+  peer?: Instance;
 }
 
 /** One run of a scenario on a wire. */
@@ -38,6 +99,8 @@ interface Call {
 
 export interface Wire {
   name: WireName;
+  /** The wire has a half a client may send to another instance: given `ctx.peer`, it goes there. */
+  pairs?: boolean;
   run(call: Call): Promise<Transcript>;
 }
 
@@ -130,22 +193,50 @@ function sluiceTranscript(events: SluiceEvent[], prefix: string[] = []): Transcr
   return { ...transcript, sequence: compress(tokens), chunks, streams: ids.size };
 }
 
+/**
+ * Reads a run's events to the end; for a barge-in, acks the first chunk's stream with `ack` (which
+ * must find it) and waits until the action saw the cancel.
+ */
+async function readBargingIn(
+  c: Call,
+  events: AsyncIterable<SluiceEvent>,
+  ack: (responseId: string) => boolean | Promise<boolean>,
+): Promise<{ events: SluiceEvent[]; acked: boolean }> {
+  const out: SluiceEvent[] = [];
+  let acked = false;
+  for await (const event of events) {
+    out.push(event);
+    if (c.scenario.bargeIn !== undefined && !acked && event.type === 'chunk') {
+      acked = true;
+      assert.equal(await ack(event.responseId), true, 'the ack found the stream');
+      await afterBargeIn(c);
+    }
+  }
+  return { events: out, acked };
+}
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
+/** Started on the call's instance; with a peer, read (`findRun`) and acked (`acknowledge`) on the peer. */
 const inProcessStart: Wire = {
   name: 'in-process start',
+  pairs: true,
   async run(c) {
-    const { executor } = c.ctx;
+    const { executor, peer } = c.ctx;
     const run = executor.start(c.call);
-    const events: SluiceEvent[] = [];
-    let barged = false;
-    for await (const event of run.subscribe()) {
-      events.push(event);
-      if (c.scenario.bargeIn !== undefined && !barged && event.type === 'chunk') {
-        barged = true;
-        assert.equal(executor.ack(event.responseId), true, 'the ack found the stream');
-        await afterBargeIn(c);
-      }
-    }
-    return sluiceTranscript(events);
+    if (peer === undefined) return sluiceTranscript((await readBargingIn(c, run.subscribe(), (id) => executor.ack(id))).events);
+    // The starter's own reader, subscribed before the action starts: it sees every event.
+    const own = collect(run.subscribe());
+    own.catch(() => {}); // awaited below
+    const copy = await peer.executor.findRun(run.id);
+    assert.ok(copy !== undefined, 'the peer finds the run as soon as it was started');
+    const { events, acked } = await readBargingIn(c, copy.subscribe(), (id) => peer.executor.acknowledge(id));
+    assert.deepStrictEqual(await own, events, "the starter's own reader got the same events");
+    return { ...sluiceTranscript(events), peer: { read: true, acked } };
   },
 };
 
@@ -209,30 +300,52 @@ const webhook: Wire = {
   },
 };
 
+/** `POST /streams/:responseId/ack` on `httpUrl`: true when the ack found the stream. */
+async function ackOverHttp(httpUrl: string, responseId: string): Promise<boolean> {
+  const ack = await postJson(`${httpUrl}/streams/${responseId}/ack`, {});
+  assert.deepEqual(await ack.json(), { acknowledged: true, responseId }, 'the ack found the stream');
+  return true;
+}
+
+/**
+ * `POST /webhook/stream`, read to the end. With a peer, the run is followed on the peer
+ * (`GET /runs/:id/events` from the start, by the run id header) and acked there, while the
+ * starting stream is read too: it must carry the same events.
+ */
 const sse: Wire = {
   name: 'sse',
+  pairs: true,
   async run(c) {
-    const { httpUrl } = c.ctx;
+    const { httpUrl, peer } = c.ctx;
     const response = await postJson(`${httpUrl}/webhook/stream`, c.call, undefined, 'text/event-stream');
     const type = response.headers.get('content-type') ?? '';
     if (!type.startsWith('text/event-stream')) {
       assert.match(type, /^application\/json/, 'a refused call is answered with JSON');
-      return { outcome: 'reply', status: response.status, error: (await response.json()) as Record<string, unknown> };
+      const refused: Transcript = { outcome: 'reply', status: response.status, error: (await response.json()) as Record<string, unknown> };
+      return peer === undefined ? refused : { ...refused, peer: { read: false, acked: false } };
     }
     assert.ok(response.body !== null);
-    const events: SluiceEvent[] = [];
-    let barged = false;
-    for await (const event of readSseEvents(response.body, { parse: parseEvent })) {
-      events.push(event);
-      if (c.scenario.bargeIn !== undefined && !barged && event.type === 'chunk') {
-        barged = true;
-        const ack = await postJson(`${httpUrl}/streams/${event.responseId}/ack`, {});
-        assert.deepEqual(await ack.json(), { acknowledged: true, responseId: event.responseId }, 'the ack found the stream');
-        await afterBargeIn(c);
-      }
+    const runId = response.headers.get('x-sluice-run-id');
+    const stream = readSseEvents(response.body, { parse: parseEvent });
+    let events: SluiceEvent[];
+    let acked = false;
+    if (peer === undefined) {
+      ({ events } = await readBargingIn(c, stream, (id) => ackOverHttp(httpUrl, id)));
+    } else {
+      assert.ok(runId !== null, 'the run id header is there to follow the run elsewhere');
+      const own = collect(stream);
+      own.catch(() => {}); // awaited below; not an unhandled rejection if the peer's half fails first
+      const followed = await fetch(`${peer.httpUrl}/runs/${runId}/events`, { headers: { accept: 'text/event-stream' } });
+      assert.equal(followed.status, 200, `the peer follows the run (got ${followed.status})`);
+      assert.ok(followed.body !== null);
+      assert.match(followed.headers.get('content-type') ?? '', /^text\/event-stream/);
+      assert.equal(followed.headers.get('x-sluice-run-id'), runId, "the peer's run id header names the run");
+      ({ events, acked } = await readBargingIn(c, readSseEvents(followed.body, { parse: parseEvent }), (id) => ackOverHttp(peer.httpUrl, id)));
+      assert.deepStrictEqual(await own, events, 'the starting stream carried the same events');
     }
-    assert.equal(response.headers.get('x-sluice-run-id'), events[0]?.runId, 'the run id header names the run');
-    return { ...sluiceTranscript(events), status: response.status };
+    assert.equal(runId, events[0]?.runId, 'the run id header names the run');
+    const transcript: Transcript = { ...sluiceTranscript(events), status: response.status };
+    return peer === undefined ? transcript : { ...transcript, peer: { read: true, acked } };
   },
 };
 
@@ -278,52 +391,89 @@ class Inbox {
   }
 }
 
+async function openSocket(httpUrl: string): Promise<{ socket: WebSocket; inbox: Inbox }> {
+  const socket = new WebSocket(`${httpUrl.replace(/^http/, 'ws')}/ws`, { perMessageDeflate: false });
+  const inbox = new Inbox(socket);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('open', () => resolve());
+    socket.once('error', reject);
+  });
+  return { socket, inbox };
+}
+
+/**
+ * Reads the events of run `runId` from a socket until `run-end`. With `bargeIn` (and a barge-in
+ * scenario), acks the first chunk's stream on the same socket and waits for its `acked` reply.
+ */
+async function readSocketRun(c: Call, socket: WebSocket, inbox: Inbox, runId: unknown, bargeIn: boolean): Promise<{ events: SluiceEvent[]; acked: boolean }> {
+  const events: SluiceEvent[] = [];
+  let barged = false;
+  let acked = false;
+  for (;;) {
+    const message = await inbox.next();
+    if (message.type === 'acked') {
+      assert.ok(barged, 'an acked reply answers an ack sent on this socket');
+      assert.equal(message.acknowledged, true, 'the ack found the stream');
+      acked = true;
+      await afterBargeIn(c);
+      continue;
+    }
+    assert.equal(typeof message.seq, 'number', `only run events and acks arrive here (got ${JSON.stringify(message)})`);
+    assert.equal(message.runId, runId, "events carry the run id 'started' announced");
+    const event = message as unknown as SluiceEvent;
+    events.push(event);
+    if (bargeIn && c.scenario.bargeIn !== undefined && !barged && event.type === 'chunk') {
+      barged = true;
+      socket.send(JSON.stringify({ type: 'ack', responseId: event.responseId }));
+    }
+    if (event.type === 'run-end') break;
+  }
+  // The ack's reply may trail the run's end: the run must not outlive it either way.
+  if (barged && !acked) {
+    const message = await inbox.next();
+    assert.equal(message.type, 'acked');
+    assert.equal(message.acknowledged, true, 'the ack found the stream');
+    acked = true;
+    await afterBargeIn(c);
+  }
+  return { events, acked };
+}
+
+/**
+ * `/ws` `start`, read to the end. With a peer, a socket on the peer resumes the run from its first
+ * event (`{type:'resume', runId, after: 0}`) and sends the ack, while the starting socket (which
+ * owns the run: closing it would cancel the run) stays open and must read the same events. The
+ * transcript's `started` is the starting socket's reply: the pair's client got it there.
+ */
 const websocket: Wire = {
   name: 'websocket',
+  pairs: true,
   async run(c) {
-    const socket = new WebSocket(`${c.ctx.httpUrl.replace(/^http/, 'ws')}/ws`, { perMessageDeflate: false });
-    const inbox = new Inbox(socket);
-    await new Promise<void>((resolve, reject) => {
-      socket.once('open', () => resolve());
-      socket.once('error', reject);
-    });
+    const { peer } = c.ctx;
+    const { socket, inbox } = await openSocket(c.ctx.httpUrl);
+    const sockets = [socket];
     try {
       socket.send(JSON.stringify({ type: 'start', id: 'conformance', call: c.call }));
       const first = await inbox.next();
-      if (first.type === 'error') return { outcome: 'reply', error: first };
+      if (first.type === 'error') {
+        const refused: Transcript = { outcome: 'reply', error: first };
+        return peer === undefined ? refused : { ...refused, peer: { read: false, acked: false } };
+      }
       assert.equal(first.type, 'started', `the first reply to a start is 'started' (got ${JSON.stringify(first)})`);
       assert.equal(first.id, 'conformance', "'started' echoes the start's id");
       const runId = first.runId;
-      const events: SluiceEvent[] = [];
-      let barged = false;
-      let acked = false;
-      for (;;) {
-        const message = await inbox.next();
-        if (message.type === 'acked') {
-          assert.equal(message.acknowledged, true, 'the ack found the stream');
-          acked = true;
-          await afterBargeIn(c);
-          continue;
-        }
-        assert.equal(typeof message.seq, 'number', `only run events and acks arrive here (got ${JSON.stringify(message)})`);
-        assert.equal(message.runId, runId, "events carry the run id 'started' announced");
-        const event = message as unknown as SluiceEvent;
-        events.push(event);
-        if (c.scenario.bargeIn !== undefined && !barged && event.type === 'chunk') {
-          barged = true;
-          socket.send(JSON.stringify({ type: 'ack', responseId: event.responseId }));
-        }
-        if (event.type === 'run-end') break;
-      }
-      // The ack's reply may trail the run's end: the run must not outlive it either way.
-      if (barged && !acked) {
-        const message = await inbox.next();
-        assert.equal(message.type, 'acked');
-        await afterBargeIn(c);
-      }
-      return sluiceTranscript(events, ['started']);
+      if (peer === undefined) return sluiceTranscript((await readSocketRun(c, socket, inbox, runId, true)).events, ['started']);
+      assert.equal(typeof runId, 'string', "'started' names the run");
+      const own = readSocketRun(c, socket, inbox, runId, false);
+      own.catch(() => {}); // awaited below
+      const other = await openSocket(peer.httpUrl);
+      sockets.push(other.socket);
+      other.socket.send(JSON.stringify({ type: 'resume', runId, after: 0 }));
+      const { events, acked } = await readSocketRun(c, other.socket, other.inbox, runId, true);
+      assert.deepStrictEqual((await own).events, events, 'the starting socket read the same events');
+      return { ...sluiceTranscript(events, ['started']), peer: { read: true, acked } };
     } finally {
-      socket.close();
+      for (const open of sockets) open.close();
     }
   },
 };
@@ -391,10 +541,16 @@ const GRPC_CASE: Record<string, string> = {
   error: 'error',
 };
 
+/**
+ * `WebhookStream`, read to the end; a barge-in is `AckStreamChunks`. With a peer, the ack goes to
+ * the peer (Rasa's flow behind a load balancer): the stream has no run id, so that is the only half
+ * that can go elsewhere.
+ */
 const grpcStream: Wire = {
   name: 'grpc stream',
+  pairs: true,
   async run(c) {
-    const { grpc } = c.ctx;
+    const { grpc, peer } = c.ctx;
     const tokens: string[] = [];
     const chunks: ChunkPayload[] = [];
     const ids = new Set<string>();
@@ -419,7 +575,7 @@ const grpcStream: Wire = {
           chunks.push(grpcChunk({ text, image, custom, attachment, buttons, elements }));
           if (c.scenario.bargeIn !== undefined && !barged) {
             barged = true;
-            await grpc.ackStreamChunks({ responseId });
+            await (peer ?? c.ctx).grpc.ackStreamChunks({ responseId });
             await afterBargeIn(c);
           }
           break;
@@ -443,6 +599,7 @@ const grpcStream: Wire = {
       transcript.status = codeName(error.code);
       transcript.error = { ...transcript.error, details: error.rawMessage };
     }
+    if (peer !== undefined) transcript.peer = { read: false, acked: barged };
     return { ...transcript, sequence: compress(tokens), chunks, streams: ids.size };
   },
 };

@@ -204,6 +204,26 @@ describe('Redis mode across two executors', { skip }, () => {
     }
   });
 
+  // Regression: A hands out a run id (start() returns, SSE's run id header, /ws 'started') before
+  // its log writer has registered the run in Redis; B used to call such a run unknown (404).
+  test('a run is found on B as soon as A started it, before its log writer registered it', async () => {
+    // The same tick: B's lookup reaches Redis before A's first append.
+    for (let i = 0; i < 10; i++) {
+      const run = p.a.start(call({ count: 3, pause: 0 }));
+      const remote = await p.b.findRun(run.id);
+      assert.ok(remote !== undefined, `found on B (try ${i})`);
+      assert.deepEqual(await collect(remote.subscribe()), await collect(run.subscribe()));
+    }
+    // B asks first, A starts the run a little later: still found.
+    const runId = `late-${Date.now()}`;
+    const finding = p.b.findRun(runId);
+    await sleep(5);
+    const run = p.a.start(call({ count: 3, pause: 0 }), { runId });
+    const remote = await finding;
+    assert.ok(remote !== undefined, 'found on B');
+    assert.deepEqual(await collect(remote.subscribe()), await collect(run.subscribe()));
+  });
+
   test('an unknown run is not found on B', async () => {
     assert.equal(await p.b.findRun('no-such-run'), undefined);
   });

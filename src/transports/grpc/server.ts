@@ -8,7 +8,7 @@
  */
 
 import * as http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { Code, ConnectError, createConnectRouter, createContextValues } from '@connectrpc/connect';
 import { createMethodUrl, type UniversalServerRequest, type UniversalServerResponse } from '@connectrpc/connect/protocol';
 import { compressionGzip, universalRequestFromNodeRequest } from '@connectrpc/connect-node';
@@ -245,6 +245,13 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
   });
+  // A closed or destroyed session only ends its socket and waits for the client to close its side:
+  // the sockets are cut at the close timeout, so a client that never does cannot hold close().
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   server.on('sessionError', (error) => logger.debug({ err: error }, 'gRPC connection error'));
 
   let closing: Promise<void> | null = null;
@@ -272,12 +279,14 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
         shutdown.abort(new ConnectError('the server is shutting down', Code.Unavailable));
         if (!server.listening) {
           for (const session of sessions) session.destroy();
+          for (const socket of sockets) socket.destroy();
           resolve();
           return;
         }
         // Not unref'd: `await close()` must settle even when nothing else keeps the process up.
         const timer = setTimeout(() => {
           for (const session of sessions) session.destroy();
+          for (const socket of sockets) socket.destroy();
         }, closeTimeoutMs);
         server.close(() => {
           clearTimeout(timer);

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import http2 from 'node:http2';
+import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
@@ -96,6 +97,34 @@ describe('gRPC limits', () => {
     } finally {
       client.close();
       await server.close();
+      await executor.close();
+    }
+  });
+
+  // Regression: a destroyed HTTP/2 session only ends its socket and waits for the peer to close
+  // its side; a client that kept its connection (a stock Connect client that abandoned a
+  // WebhookStream mid-call does) held close() for ever.
+  it('close() cuts a connection whose client never closes its side, after closeTimeoutMs', async () => {
+    const executor = new ActionExecutor({ logger: silentLogger });
+    const server = createGrpcServer({ executor, logger: silentLogger, closeTimeoutMs: 200 });
+    const { port } = await server.listen(0, '127.0.0.1');
+    // An HTTP/2 client that never closes: the preface and SETTINGS, then nothing (half-open allowed).
+    const peer = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    peer.on('error', () => {});
+    // The server's side of the connection is gone (the peer, half-open, would never close).
+    const cut = new Promise<void>((resolve) => peer.once('end', () => resolve()));
+    try {
+      await new Promise<void>((resolve) => peer.once('connect', () => resolve()));
+      peer.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+      await new Promise<void>((resolve) => peer.once('data', () => resolve()));
+      peer.resume();
+      const started = Date.now();
+      const closed = await Promise.race([server.close().then(() => true), sleep(5_000).then(() => false)]);
+      assert.ok(closed, 'close() settled');
+      assert.ok(Date.now() - started < 2_000, `within closeTimeoutMs and some slack (${Date.now() - started} ms)`);
+      await cut;
+    } finally {
+      peer.destroy();
       await executor.close();
     }
   });
