@@ -96,3 +96,14 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   unimplemented: 501,
   internal: 500,
 };
+
+/** Longest piece of client input quoted in an error message. */
+const MAX_QUOTED = 200;
+
+/**
+ * Client input as quoted in an error message: cut after 200 characters (with `…`), so a hostile
+ * value cannot make the message itself huge. `details` keep the whole value.
+ */
+export function clipped(value: string): string {
+  return value.length > MAX_QUOTED ? `${value.slice(0, MAX_QUOTED)}…` : value;
+}

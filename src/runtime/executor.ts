@@ -6,7 +6,7 @@
  * @module
  */
 
-import { SluiceError } from '../protocol/errors.ts';
+import { SluiceError, clipped } from '../protocol/errors.ts';
 import type { ActionResult, EventInput, RasaEvent, ResultEvent, RunEndReason, SluiceEvent } from '../protocol/events.ts';
 import type { DomainJson } from '../protocol/schemas.ts';
 import { parseActionCall } from '../protocol/schemas.ts';
@@ -550,7 +550,7 @@ export class ActionExecutor {
     }
     const action = this.#actions.get(next);
     if (action === undefined) {
-      throw new SluiceError('not_found', `No registered action found for name '${next}'.`, {
+      throw new SluiceError('not_found', `No registered action found for name '${clipped(next)}'.`, {
         details: { reason: 'action_not_found', actionName: next, resourceType: 'ACTION' },
       });
     }

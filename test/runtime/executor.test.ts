@@ -235,6 +235,16 @@ describe('ActionExecutor (Rasa rules)', () => {
     assertIdle(ex);
   });
 
+  test('an unknown action with a huge name: the message quotes its first 200 characters, the details keep it whole', async () => {
+    const ex = executor();
+    const name = 'x'.repeat(5_000);
+    await assert.rejects(
+      ex.run({ next_action: name }),
+      (e: unknown) => SluiceError.isInstance(e) && e.message === `No registered action found for name '${'x'.repeat(200)}…'.` && e.details.actionName === name,
+    );
+    assertIdle(ex);
+  });
+
   test('domain cache: a domain is kept with its digest; a matching digest reuses it; another one is missing-domain', async () => {
     const seen: unknown[] = [];
     const ex = new ActionExecutor({

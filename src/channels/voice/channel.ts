@@ -7,7 +7,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import { SluiceError } from '../../protocol/errors.ts';
+import { SluiceError, clipped } from '../../protocol/errors.ts';
 import { parseActionCall } from '../../protocol/schemas.ts';
 import type { ActionExecutor } from '../../runtime/executor.ts';
 import type { Logger } from '../../runtime/logger.ts';
@@ -205,7 +205,7 @@ export function checkCall(executor: ActionExecutor, call: unknown): void {
     throw new SluiceError('invalid_argument', "start: 'call.next_action' must name an action", { details: { reason: 'invalid_body' } });
   }
   if (executor.getAction(next) === undefined) {
-    throw new SluiceError('not_found', `start: no registered action found for name '${next}'`, { details: { reason: 'action_not_found', actionName: next } });
+    throw new SluiceError('not_found', `start: no registered action found for name '${clipped(next)}'`, { details: { reason: 'action_not_found', actionName: next } });
   }
   parseActionCall(call);
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { SluiceError } from '../../protocol/errors.ts';
+import { SluiceError, clipped } from '../../protocol/errors.ts';
 import { parseActionCall } from '../../protocol/schemas.ts';
 import type { ActionExecutor } from '../../runtime/executor.ts';
 
@@ -31,7 +31,7 @@ export function checkActionCall(executor: ActionExecutor, call: unknown): void {
     });
   }
   if (executor.getAction(next) === undefined) {
-    throw new SluiceError('not_found', `No registered action found for name '${next}'.`, {
+    throw new SluiceError('not_found', `No registered action found for name '${clipped(next)}'.`, {
       details: { reason: 'action_not_found', actionName: next },
     });
   }

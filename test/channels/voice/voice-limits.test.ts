@@ -69,4 +69,23 @@ describe('/voice/ws limits', () => {
       await server.close();
     }
   });
+
+  it('a start naming an unknown action with a huge name: not_found, quoting only its first 200 characters', async () => {
+    const server = await voiceServer({});
+    try {
+      const socket = new WebSocket(server.wsUrl, { perMessageDeflate: false });
+      await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+      const reply = new Promise<Record<string, unknown>>((resolve) => socket.on('message', (data) => {
+        const message = JSON.parse(String(data)) as Record<string, unknown>;
+        if (message.type === 'error') resolve(message);
+      }));
+      socket.send(JSON.stringify({ type: 'start', call: { next_action: 'x'.repeat(5_000) } }));
+      const error = await reply;
+      assert.equal(error.code, 'not_found');
+      assert.equal(error.message, `start: no registered action found for name '${'x'.repeat(200)}…'`);
+      socket.close();
+    } finally {
+      await server.close();
+    }
+  });
 });
