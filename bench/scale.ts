@@ -118,23 +118,32 @@ async function latency(): Promise<void> {
   await closeAll(memory);
   const base = stats(local);
   console.log(`1. emit → SSE socket, ${RUNS} runs × ${count} chunks paced ${pace} ms`);
-  console.log(`   in-memory, same instance        p50 ${ms(base.p50)}   p99 ${ms(base.p99)}`);
-  for (const coalesceMs of [0, 5]) {
+  console.log(`   in-memory, same instance                            p50 ${ms(base.p50)}   p99 ${ms(base.p99)}`);
+  // With a reader on A too (the client that started the run), the log follows that reader.
+  for (const [coalesceMs, readerOnA] of [[0, false], [0, true], [5, false]] as const) {
     const [a, b] = await pair(coalesceMs);
     const remote: number[] = [];
+    const onA: number[] = [];
     for (let r = 0; r < RUNS; r++) {
-      const run = a.executor.start(call('timed', { count, pace }));
+      let run: { id: string };
+      let reading: Promise<unknown> = Promise.resolve();
+      if (readerOnA) {
+        const started = await fetch(`${a.url}/webhook/stream`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(call('timed', { count, pace })) });
+        run = { id: started.headers.get('x-sluice-run-id')! };
+        reading = readLatencies(started.body!, onA);
+      } else run = a.executor.start(call('timed', { count, pace }));
       await sleep(1);
       const response = await fetch(`${b.url}/runs/${run.id}/events`);
       const skip = remote.length;
       await readLatencies(response.body!, remote);
+      await reading;
       // The first chunks were replayed from the log, not live: drop them.
       remote.splice(skip, 3);
     }
     await closeAll(a, b);
     const s = stats(remote);
     console.log(
-      `   Redis, A → B, coalesce ${String(coalesceMs).padStart(1)} ms    p50 ${ms(s.p50)}   p99 ${ms(s.p99)}   added p50 ${ms(s.p50 - base.p50)}  p99 ${ms(s.p99 - base.p99)}` +
+      `   Redis, A → B, coalesce ${String(coalesceMs).padStart(1)} ms${(readerOnA ? ', a reader on A too' : '').padEnd(19)}   p50 ${ms(s.p50)}   p99 ${ms(s.p99)}   added p50 ${ms(s.p50 - base.p50)}  p99 ${ms(s.p99 - base.p99)}` +
         `   (target p50 ≤ ${coalesceMs === 0 ? 1 : coalesceMs + 5} ms, p99 ≤ ${coalesceMs + 5} ms)`,
     );
   }

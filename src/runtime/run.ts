@@ -100,6 +100,8 @@ export class Run {
   deliveredHigh = 0;
   /** @internal */
   readonly subscribers = new Set<Subscription>();
+  /** The trailing subscribers (see `SubscribeOptions.trailing`), woken when another reader advances. */
+  readonly #trailers = new Set<Subscription>();
   /** @internal What observes the run (metrics, traces), set by the executor; null: nobody. */
   get watch(): RunWatch | null {
     return this.#watch;
@@ -379,8 +381,11 @@ export class Run {
     }
     // The reader has what precedes `after`: a cancel must not drop it.
     if (after > this.deliveredHigh) this.deliveredHigh = after;
-    const sub = new Subscription(this, after, options.signal);
-    if (!sub.closed) this.subscribers.add(sub);
+    const sub = new Subscription(this, after, options.signal, options.trailing === true);
+    if (!sub.closed) {
+      this.subscribers.add(sub);
+      if (sub.trailing) this.#trailers.add(sub);
+    }
     return sub;
   }
 
@@ -506,8 +511,17 @@ export class Run {
     return this.#afterAppend();
   }
 
-  /** @internal A subscriber advanced or left: release an awaiting producer once it caught up. */
+  /**
+   * @internal How far a trailing subscriber may read: what some other reader has been handed, or
+   * everything when only trailing readers are left.
+   */
+  trailLimit(): number {
+    return this.subscribers.size > this.#trailers.size ? Math.min(this.deliveredHigh, this.#lastSeq) : this.#lastSeq;
+  }
+
+  /** @internal A subscriber advanced or left: release an awaiting producer once it caught up; let trailing readers follow. */
   onReaderProgress(): void {
+    if (this.#trailers.size !== 0) for (const sub of this.#trailers) if (sub.waiting) sub.wake();
     if (this.#drain !== null && this.#lastSeq - this.#minCursor() <= this.lowWaterMark) this.#releaseProducer();
     if (this.#onRead !== null && this.#isRead()) {
       const callbacks = this.#onRead;
@@ -519,6 +533,7 @@ export class Run {
   /** @internal */
   removeSubscriber(sub: Subscription): void {
     this.subscribers.delete(sub);
+    this.#trailers.delete(sub);
     this.onReaderProgress();
   }
 

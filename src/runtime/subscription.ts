@@ -12,6 +12,12 @@ export interface SubscribeOptions {
   after?: number;
   /** Unsubscribes when aborted (never cancels the run). */
   signal?: AbortSignal;
+  /**
+   * Trails the run's other readers: takes only events one of them has been handed, or every event
+   * once it is the only reader left. For a copier (the shared log's writer), so that a cancel or a
+   * late barge-in still cuts what no client has seen, as without it. Default false.
+   */
+  trailing?: boolean;
 }
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
@@ -24,15 +30,18 @@ const DONE_PROMISE = Promise.resolve(DONE);
 export class Subscription implements AsyncIterableIterator<SluiceEvent, undefined> {
   /** Seq of the last event this reader was handed. */
   cursor: number;
+  /** See {@link SubscribeOptions.trailing}. */
+  readonly trailing: boolean;
   #run: Run;
   #closed = false;
   #waiter: ((result: IteratorResult<SluiceEvent, undefined>) => void) | null = null;
   #signal: AbortSignal | undefined;
   #onAbort: (() => void) | null = null;
 
-  constructor(run: Run, after: number, signal?: AbortSignal) {
+  constructor(run: Run, after: number, signal?: AbortSignal, trailing = false) {
     this.#run = run;
     this.cursor = after;
+    this.trailing = trailing;
     if (signal) {
       if (signal.aborted) this.#closed = true;
       else {
@@ -57,7 +66,7 @@ export class Subscription implements AsyncIterableIterator<SluiceEvent, undefine
     if (this.#closed) return DONE_PROMISE;
     const event = this.#take();
     if (event !== undefined) return Promise.resolve({ value: event, done: false });
-    if (this.#run.state === 'ended') {
+    if (this.#exhausted()) {
       this.unsubscribe();
       return DONE_PROMISE;
     }
@@ -103,15 +112,20 @@ export class Subscription implements AsyncIterableIterator<SluiceEvent, undefine
     this.#waiter = null;
     const event = this.#take();
     if (event !== undefined) waiter({ value: event, done: false });
-    else if (this.#run.state === 'ended') {
+    else if (this.#exhausted()) {
       this.unsubscribe();
       waiter(DONE);
     } else this.#waiter = waiter;
   }
 
+  /** The run has ended and this reader has had its last event (a trailing reader may still wait). */
+  #exhausted(): boolean {
+    return this.#run.state === 'ended' && this.cursor >= this.#run.lastSeq;
+  }
+
   #take(): SluiceEvent | undefined {
     const run = this.#run;
-    if (this.cursor >= run.lastSeq) return undefined;
+    if (this.cursor >= (this.trailing ? run.trailLimit() : run.lastSeq)) return undefined;
     const event = run.eventAt(this.cursor - run.base);
     this.cursor++;
     if (this.cursor > run.deliveredHigh) run.deliveredHigh = this.cursor;

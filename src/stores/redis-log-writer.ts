@@ -1,6 +1,8 @@
 /**
- * Copies one local run's events into its Redis stream. The writer is one more reader of the run: it
- * reads what is there, holds text chunks for a short window so that one entry carries many of them
+ * Copies one local run's events into its Redis stream. The writer is one more reader of the run, a
+ * trailing one: it takes only what a reader here has been handed (everything when none is left),
+ * so a cancel or a late barge-in drops from the run only what the log never got. It reads what is
+ * there, holds text chunks for a short window so that one entry carries many of them
  * (any other event — status, tool, message, result, error, end — is written at once, with what
  * waits before it), and pipelines its appends, at most `maxInFlight` unanswered. When Redis is slow
  * the writer stops reading, the run's buffer fills and its producer waits: memory stays bounded.
@@ -129,7 +131,9 @@ export class RunLogWriter {
     this.#ctx = ctx;
     this.run = run;
     this.#owner = owner;
-    this.#sub = run.subscribe();
+    // Trailing: what no client here has been handed stays out of the log, so a cancel or a late
+    // barge-in cuts it as on one instance (the log never holds events the run then drops).
+    this.#sub = run.subscribe({ trailing: true });
   }
 
   /** Starts copying; resolves once `run-end` was sent (or could not be). Never rejects. */

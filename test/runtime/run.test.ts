@@ -452,3 +452,61 @@ describe('Run.cancelDelivery (barge-in after the result)', () => {
     assert.deepEqual(calls, ['read', 'at once', 'left']);
   });
 });
+
+describe('Run: a trailing subscriber (the shared log’s copier)', () => {
+  test('takes only what another reader has been handed; alone, everything; a leader leaving frees it', async () => {
+    const run = new Run({ id: 't', highWaterMark: 64 });
+    const trailing = run.subscribe({ trailing: true });
+    const leader = run.subscribe();
+    for (let i = 0; i < 5; i++) run.emit(chunk(`c${i}`));
+    assert.deepEqual(trailing.drain(), [], 'nothing handed to the leader yet');
+    await leader.next();
+    await leader.next();
+    assert.deepEqual(trailing.drain().map((e) => e.seq), [1, 2]);
+    const waiting = trailing.next();
+    await leader.next();
+    assert.equal(((await waiting).value as SluiceEvent).seq, 3, 'woken when the leader advanced');
+    leader.unsubscribe();
+    assert.deepEqual(trailing.drain().map((e) => e.seq), [4, 5], 'the only reader left: everything');
+    const alone = new Run({ id: 'alone' });
+    const copier = alone.subscribe({ trailing: true });
+    alone.emit(chunk('x'));
+    assert.equal(((await copier.next()).value as SluiceEvent).seq, 1);
+  });
+
+  test('after the run ended it waits for the leader to read the tail, then ends', async () => {
+    const run = new Run({ id: 'end', highWaterMark: 64 });
+    const trailing = run.subscribe({ trailing: true });
+    const leader = run.subscribe();
+    run.emit(chunk('a'));
+    finish(run);
+    let ended = false;
+    const copied = collect(trailing).then((events) => {
+      ended = true;
+      return events;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(ended, false, 'the leader has read nothing: the copier waits');
+    const read = await collect(leader);
+    assert.deepEqual((await copied).map((e) => e.seq), read.map((e) => e.seq));
+  });
+
+  test('a late barge-in cuts what the leader has not read, and the copier copies the cut log, gap-free', async () => {
+    const run = new Run({ id: 'late', highWaterMark: 64 });
+    const trailing = run.subscribe({ trailing: true });
+    const leader = run.subscribe();
+    run.emit({ type: 'run-start', action: 'a', at: 1 });
+    run.emit({ type: 'stream-start', responseId: 'r' });
+    for (let i = 0; i < 10; i++) run.emit(chunk(`c${i}`));
+    run.emit({ type: 'stream-end', responseId: 'r', reason: 'completed' });
+    run.emit({ type: 'result', events: [], responses: [] });
+    run.emit({ type: 'run-end', reason: 'completed' });
+    const seen = [await leader.next(), await leader.next(), await leader.next()].map((r) => r.value as SluiceEvent);
+    assert.equal(run.cancelDelivery('barge-in'), true);
+    const rest = await collect(leader);
+    const copy = await collect(trailing);
+    const shape = (events: SluiceEvent[]) => events.map((e) => `${e.seq}:${e.type}`);
+    assert.deepEqual(shape(copy), shape([...seen, ...rest]));
+    assert.deepEqual(shape(rest), ['4:stream-end', '5:result', '6:run-end']);
+  });
+});

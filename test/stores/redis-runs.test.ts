@@ -172,6 +172,44 @@ describe('Redis mode across two executors', { skip }, () => {
     assert.equal(await p.b.acknowledge('f'.repeat(32)), false, 'an unknown stream is not acknowledged');
   });
 
+  test('a late barge-in on B (the action is done, A’s reader is behind) cuts what that reader has not read, as on one instance; B’s copy is the same cut log', async () => {
+    const run = p.a.start(call({ count: 40, pause: 0 }));
+    const local = run.subscribe();
+    const seen: SluiceEvent[] = [];
+    while (seen.at(-1)?.type !== 'chunk') seen.push((await local.next()).value as SluiceEvent);
+    while (!run.hasTerminal) await sleep(2); // the action is done: its result is in
+    const responseId = (seen.find((e) => e.type === 'stream-start') as { responseId: string }).responseId;
+    assert.equal(await p.b.acknowledge(responseId), true);
+    const end = await run.done;
+    assert.equal(end.reason, 'cancelled');
+    const rest = await collect(local);
+    const all = [...seen, ...rest];
+    assert.deepEqual(rest.map((e) => e.type), ['stream-end', 'result', 'run-end']);
+    assert.equal((rest[0] as { reason: string }).reason, 'cancelled');
+    assertGapFree(all, 0);
+    const remote = await p.b.findRun(run.id);
+    assert.deepEqual(await collect(remote!.subscribe()), all, 'the shared log holds the cut run, not the chunks nobody read');
+  });
+
+  test('a cancel on B while A’s reader is behind drops the chunks nobody read, as on one instance', async () => {
+    const run = p.a.start(call({ count: 200, pause: 1 }));
+    const local = run.subscribe();
+    const seen: SluiceEvent[] = [];
+    while (seen.filter((e) => e.type === 'chunk').length < 3) seen.push((await local.next()).value as SluiceEvent);
+    await sleep(60); // the action runs on; this reader reads nothing
+    const produced = run.lastSeq;
+    assert.ok(produced > seen.length + 10, `the action is ahead of its reader (${produced} events, ${seen.length} read)`);
+    assert.equal(p.b.cancel(run.id), false, 'B holds no copy yet: a cancel goes through a copy');
+    const remote = (await p.b.findRun(run.id))!;
+    assert.equal(remote.cancel('stop'), true);
+    await run.done;
+    const rest = await collect(local);
+    const all = [...seen, ...rest];
+    assertGapFree(all, 0);
+    assert.ok(all.length < produced, `unread chunks were dropped (${all.length} delivered of ${produced})`);
+    assert.deepEqual(await collect((await p.b.findRun(run.id))!.subscribe()), all);
+  });
+
   test('history gone mid-run (the log key deleted): B is told (out_of_range), a new resume is refused, never a gap', async () => {
     const run = p.a.start(call({ count: 200, pause: 3 }));
     await sleep(40);
