@@ -2,16 +2,20 @@
  * `npm run soak` (not in CI): N minutes of mixed traffic over every transport — SSE (with random
  * disconnects), followers of detached runs, unary webhook, WebSocket (with cancels and barge-ins),
  * gRPC Webhook / WebhookStream (with AckStreamChunks barge-ins), the AI SDK chat (with stops) and
- * the voice socket (with interrupts) — against one in-process `sluice serve` stack.
+ * the voice socket (with interrupts) — against one in-process `sluice serve` stack. With
+ * `--redis <url>`, two stacks share that Redis (a random key prefix, deleted at the end) and the
+ * other half of each cross-instance flow goes to the second one: followers of detached runs, gRPC
+ * AckStreamChunks barge-ins and AI SDK stops.
  *
  * Prints RSS and heap (after GC) over time, runs started/ended, events lost (a fully read stream
  * whose seq has a gap or that lacks its end: must be 0), and exits 1 when the heap after warm-up
  * grows (last samples > 1.25 × the first post-warm-up samples, and by more than 16 MiB), when an
  * event was lost, or when a run is left.
  *
- *   SOAK_MINUTES=2 SOAK_CLIENTS=16 npm run soak      (or: npm run soak -- --minutes 2 --clients 16)
+ *   SOAK_MINUTES=2 SOAK_CLIENTS=16 npm run soak      (or: npm run soak -- --minutes 2 --clients 16 [--redis redis://127.0.0.1:6379])
  */
 
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -19,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { create } from '@bufbuild/protobuf';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
+import { createClient as createRedisClient } from 'redis';
 import { WebSocket } from 'ws';
 import { startServer } from '../src/cli/serve.ts';
 import { silentLogger } from '../src/runtime/logger.ts';
@@ -37,7 +42,7 @@ function option(name: string, env: string, fallback: number): number {
 }
 
 if (process.argv.includes('--help')) {
-  process.stdout.write('npm run soak -- [--minutes 2] [--clients 16]   (env SOAK_MINUTES, SOAK_CLIENTS)\n');
+  process.stdout.write('npm run soak -- [--minutes 2] [--clients 16] [--redis <url>]   (env SOAK_MINUTES, SOAK_CLIENTS, SOAK_REDIS_URL)\n');
   process.exit(0);
 }
 const minutes = option('minutes', 'SOAK_MINUTES', 2);
@@ -47,16 +52,28 @@ const durationMs = minutes * 60_000;
 const warmupMs = Math.min(durationMs / 2, Math.max(75_000, durationMs / 3));
 const sampleMs = Math.max(2_000, Math.min(10_000, durationMs / 24));
 
-const server = await startServer({
-  actions: fileURLToPath(new URL('./soak-actions.ts', import.meta.url)),
-  host: '127.0.0.1',
-  port: 0,
-  grpcPort: 0,
-  logger: silentLogger,
-});
+const redisIndex = process.argv.indexOf('--redis');
+const redisUrl = redisIndex >= 0 ? process.argv[redisIndex + 1] : process.env.SOAK_REDIS_URL;
+const redis = redisUrl === undefined || redisUrl === '' ? undefined : { url: redisUrl, prefix: `sluicesoak${randomBytes(4).toString('hex')}` };
+const serve = () =>
+  startServer({
+    actions: fileURLToPath(new URL('./soak-actions.ts', import.meta.url)),
+    host: '127.0.0.1',
+    port: 0,
+    grpcPort: 0,
+    logger: silentLogger,
+    ...(redis !== undefined ? { redis } : {}),
+  });
+const server = await serve();
+/** Where the other half of a cross-instance flow goes: a second instance with --redis, else the same one. */
+const peer = redis === undefined ? server : await serve();
+const servers = peer === server ? [server] : [server, peer];
 const http = server.httpUrl;
+const peerHttp = peer.httpUrl;
 const wsUrl = http.replace('http', 'ws');
 const grpc = createClient(ActionService, createGrpcTransport({ baseUrl: `http://${server.grpcAddress}` }));
+const peerGrpc = createClient(ActionService, createGrpcTransport({ baseUrl: `http://${peer.grpcAddress}` }));
+const liveRuns = (): number => servers.reduce((n, s) => n + s.executor.activeRuns, 0);
 
 const stats = { started: 0, completed: 0, lost: 0, disconnects: 0, cancels: 0, bargeIns: 0, errors: 0, byKind: new Map<string, number>() };
 const errorSamples: string[] = [];
@@ -137,7 +154,7 @@ const scenarios: Record<string, () => Promise<void>> = {
     let seen = 0;
     const first = await readSse(res, () => ++seen >= 3);
     // Resume from where the first reader left off, as a reconnecting EventSource does.
-    const follow = await fetch(`${http}/runs/${runId}/events`, { headers: { 'last-event-id': String(first.seqs.at(-1) ?? 0) } });
+    const follow = await fetch(`${peerHttp}/runs/${runId}/events`, { headers: { 'last-event-id': String(first.seqs.at(-1) ?? 0) } });
     const rest = await readSse(follow);
     checkSeqs([...first.seqs, ...rest.seqs], [...first.types, ...rest.types], 'follow');
   },
@@ -203,7 +220,7 @@ const scenarios: Record<string, () => Promise<void>> = {
       if (event.event.case === 'chunk' && ++chunks === 3 && bargeIn) {
         stats.bargeIns++;
         const id = event.event.value.responseId;
-        await grpc.ackStreamChunks({ responseId: id });
+        await peerGrpc.ackStreamChunks({ responseId: id });
       }
       if (event.event.case === 'finalResult') ended = true;
     }
@@ -227,7 +244,7 @@ const scenarios: Record<string, () => Promise<void>> = {
     stats.started++;
     if (stop) {
       await sleep(20);
-      await fetch(`${http}/api/chat/${id}/stop`, { method: 'POST' }).then((r) => r.text());
+      await fetch(`${peerHttp}/api/chat/${id}/stop`, { method: 'POST' }).then((r) => r.text());
       stats.cancels++;
     }
     await res.text();
@@ -297,21 +314,27 @@ function sample(): void {
   const s = { t: (Date.now() - started) / 1000, rss: m.rss, heap: m.heapUsed };
   samples.push(s);
   process.stdout.write(
-    `t=${s.t.toFixed(0).padStart(4)}s  rss ${(s.rss / MB).toFixed(1).padStart(6)} MiB  heap ${(s.heap / MB).toFixed(1).padStart(6)} MiB  runs started ${stats.started}  live ${server.executor.activeRuns}  errors ${stats.errors}  lost ${stats.lost}\n`,
+    `t=${s.t.toFixed(0).padStart(4)}s  rss ${(s.rss / MB).toFixed(1).padStart(6)} MiB  heap ${(s.heap / MB).toFixed(1).padStart(6)} MiB  runs started ${stats.started}  live ${liveRuns()}  errors ${stats.errors}  lost ${stats.lost}\n`,
   );
 }
 
-process.stdout.write(`soak: ${minutes} min, ${clients} clients, warm-up ${(warmupMs / 1000).toFixed(0)} s, transports: ${kinds.join(', ')}\n`);
+process.stdout.write(`soak: ${minutes} min, ${clients} clients, warm-up ${(warmupMs / 1000).toFixed(0)} s, transports: ${kinds.join(', ')}${redis !== undefined ? `, two instances sharing ${redis.url}` : ''}\n`);
 const sampler = setInterval(sample, sampleMs);
 sample();
 await Promise.all(Array.from({ length: clients }, () => client()));
 clearInterval(sampler);
 // Let the last runs end, then count what is left.
 const settle = Date.now() + 10_000;
-while (server.executor.activeRuns > 0 && Date.now() < settle) await sleep(50);
+while (liveRuns() > 0 && Date.now() < settle) await sleep(50);
 sample();
-const left = server.executor.activeRuns;
-await server.close();
+const left = liveRuns();
+for (const s of servers) await s.close();
+if (redis !== undefined) {
+  const admin = createRedisClient({ url: redis.url });
+  await admin.connect();
+  for await (const batch of admin.scanIterator({ MATCH: `${redis.prefix}:*`, COUNT: 1000 })) if (batch.length > 0) await admin.del(batch);
+  await admin.close();
+}
 
 const after = samples.filter((s) => s.t * 1000 >= warmupMs);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? Number.NaN;
