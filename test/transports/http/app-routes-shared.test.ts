@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { ApplicationBuilder, CachedAppRegistry } from '../../../src/app/index.ts';
+import { action, ApplicationBuilder, CachedAppRegistry, type Inputs } from '../../../src/app/index.ts';
 import { ActionExecutor } from '../../../src/runtime/executor.ts';
 import { silentLogger } from '../../../src/runtime/logger.ts';
 import { PostgresPersister } from '../../../src/stores/index.ts';
@@ -23,6 +23,7 @@ import { openSse, postJson, type SseFrame, type SseStream } from './fixtures.ts'
 
 interface Instance {
   url: string;
+  apps: CachedAppRegistry;
   runs: RedisRuns;
   executor: ActionExecutor;
   persister: PostgresPersister;
@@ -30,25 +31,29 @@ interface Instance {
   close(): Promise<void>;
 }
 
+/** Takes the user's text from the inputs (not streamed: it runs through before `tick`). */
+const prompt = action({ reads: [], writes: ['prompt'] }, (state, inputs: Inputs) => [null, state.update({ prompt: String(inputs.text ?? '') })]);
+
 async function startInstance(prefix: string, table: string): Promise<Instance> {
   const runs = await connectRedisRuns({ url: REDIS_URL, prefix, logger: silentLogger, leaseMs: 1_000 });
   const executor = new ActionExecutor({ actions: [], logger: silentLogger, shared: runs });
   const persister = new PostgresPersister({ connectionString: POSTGRES_URL, table });
-  const apps = new CachedAppRegistry((appId) =>
-    new ApplicationBuilder()
-      .withActions({ tick })
-      .withTransitions(['tick', 'tick'])
-      .withState({ count: 0, transcript: [] as string[] })
-      .withEntrypoint('tick')
+  // `two-*` apps take a prompt (a step that is not streamed) before each tick.
+  const apps = new CachedAppRegistry((appId) => {
+    const builder = new ApplicationBuilder()
+      .withState({ count: 0, transcript: [] as string[], prompt: '' })
       .withIdentifiers(appId)
       .withPersister(persister)
       .initializeFromPersister(persister)
-      .withOptions({ graceMs: 500, logger: silentLogger }),
-  );
+      .withOptions({ graceMs: 500, logger: silentLogger });
+    if (appId.startsWith('two-')) return builder.withActions({ prompt, tick }).withTransitions(['prompt', 'tick'], ['tick', 'prompt']).withEntrypoint('prompt');
+    return builder.withActions({ tick }).withTransitions(['tick', 'tick']).withEntrypoint('tick');
+  });
   const http = createHttpServer({ executor, apps, stepLocks: new RedisStepLocks(runs), logger: false });
   const url = await http.listen({ port: 0, host: '127.0.0.1' });
   return {
     url,
+    apps,
     runs,
     executor,
     persister,
@@ -192,6 +197,19 @@ describe('app routes on two instances (Redis step locks, PostgreSQL persister)',
       await c.executor.close();
       await c.persister.close();
     }
+  });
+
+  it('a step run through before the streamed one (haltAfter) is readable on B too', async () => {
+    const stream = await openSse(`${a.url}/apps/two-1/stream`, { body: { inputs: { text: 'hi', words: 2 }, haltAfter: ['tick'] } });
+    assert.equal(stream.res.headers['x-sluice-action'], 'tick');
+    await stream.done();
+    const app = (await a.apps.get('two-1'))!;
+    const through = app.runs.find((run) => run.action === 'prompt')!;
+    const onB = await openSse(`${b.url}/apps/two-1/runs/${through.id}/events`);
+    const frames = await onB.done();
+    assert.equal(onB.status, 200);
+    assert.deepEqual(frames.map((f) => f.event), through.events().map((e) => e.type));
+    assert.equal(frames.at(-1)!.data.reason, 'completed');
   });
 
   it('concurrent POSTs for one app on both instances: exactly one step runs, the other gets 409', async () => {
