@@ -180,8 +180,12 @@ describe('Redis mode across two executors', { skip }, () => {
     while (!run.hasTerminal) await sleep(2); // the action is done: its result is in
     const responseId = (seen.find((e) => e.type === 'stream-start') as { responseId: string }).responseId;
     assert.equal(await p.b.acknowledge(responseId), true);
-    const end = await run.done;
-    assert.equal(end.reason, 'cancelled');
+    // The ack is sent, not yet applied: A applies it when the control message arrives.
+    await Promise.race([
+      new Promise((resolve) => (run.signal.aborted ? resolve(null) : run.signal.addEventListener('abort', resolve, { once: true }))),
+      sleep(2_000).then(() => assert.fail('the barge-in did not reach A within 2 s')),
+    ]);
+    assert.equal((await run.done).reason, 'cancelled');
     const rest = await collect(local);
     const all = [...seen, ...rest];
     assert.deepEqual(rest.map((e) => e.type), ['stream-end', 'result', 'run-end']);
