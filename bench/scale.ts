@@ -316,7 +316,12 @@ async function appServer(table: string, runs?: RedisRuns) {
   const stepLocks: StepLocks | undefined = runs === undefined ? undefined : new RedisStepLocks(runs);
   const app = createHttpServer({ executor, apps, ...(stepLocks !== undefined ? { stepLocks } : {}) });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
-  return { url, persister, close: async () => (await executor.close(), await app.close(), await persister.close()) };
+  const close = async (): Promise<void> => {
+    await executor.close();
+    await app.close();
+    await persister.close();
+  };
+  return { url, persister, close };
 }
 
 async function stepTimes(urls: string[], appId: string, steps: number): Promise<number[]> {

@@ -97,13 +97,10 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   internal: 500,
 };
 
-/** Longest piece of client input quoted in an error message. */
-const MAX_QUOTED = 200;
-
 /**
- * Client input as quoted in an error message: cut after 200 characters (with `…`), so a hostile
- * value cannot make the message itself huge. `details` keep the whole value.
+ * Client input as quoted in an error message or reply: cut after `max` characters (default 200,
+ * with `…`), so a hostile value cannot make the message itself huge. `details` keep the whole value.
  */
-export function clipped(value: string): string {
-  return value.length > MAX_QUOTED ? `${value.slice(0, MAX_QUOTED)}…` : value;
+export function clipped(value: string, max = 200): string {
+  return value.length > max ? `${value.slice(0, max)}…` : value;
 }

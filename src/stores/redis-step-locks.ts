@@ -118,7 +118,10 @@ export class RedisStepLocks implements StepLocks {
     } catch (error) {
       throw unreachable(error);
     }
-    if (reply[0] === '1') return { lease: new RedisLease(this.#runs, keys, token, this.#leaseMs, this.#committedTtl, this.#logger, appKey), view: { holder: null, committed: committedOf(reply[1] ?? null) } };
+    if (reply[0] === '1') {
+      const lease = new RedisLease({ runs: this.#runs, keys, token, leaseMs: this.#leaseMs, committedTtl: this.#committedTtl, logger: this.#logger, appKey });
+      return { lease, view: { holder: null, committed: committedOf(reply[1] ?? null) } };
+    }
     return { lease: null, view: { holder: holderOf(reply[1] ?? '') ?? { runId: null, action: null }, committed: committedOf(reply[2] ?? null) } };
   }
 
@@ -133,34 +136,36 @@ export class RedisStepLocks implements StepLocks {
   }
 }
 
+/** What a held lock needs: the connection, its keys and token, and the settings of its locks. */
+interface LeaseContext {
+  runs: RedisRuns;
+  keys: [lock: string, committed: string];
+  token: string;
+  leaseMs: number;
+  committedTtl: string;
+  logger: Logger | undefined;
+  appKey: string;
+}
+
 /** A held lock, renewed every third of its lease until released. */
 class RedisLease implements StepLease {
-  readonly #runs: RedisRuns;
-  readonly #keys: [string, string];
-  readonly #token: string;
-  readonly #committedTtl: string;
-  readonly #logger: Logger | undefined;
-  readonly #appKey: string;
+  readonly #c: LeaseContext;
   #timer: NodeJS.Timeout | null;
   #released = false;
 
-  constructor(runs: RedisRuns, keys: [string, string], token: string, leaseMs: number, committedTtl: string, logger: Logger | undefined, appKey: string) {
-    this.#runs = runs;
-    this.#keys = keys;
-    this.#token = token;
-    this.#committedTtl = committedTtl;
-    this.#logger = logger;
-    this.#appKey = appKey;
-    this.#timer = setInterval(() => void this.#renew(leaseMs), Math.max(30, Math.floor(leaseMs / 3)));
+  constructor(context: LeaseContext) {
+    this.#c = context;
+    this.#timer = setInterval(() => void this.#renew(), Math.max(30, Math.floor(context.leaseMs / 3)));
     this.#timer.unref();
   }
 
-  async #renew(leaseMs: number): Promise<void> {
+  async #renew(): Promise<void> {
+    const { runs, keys, token, leaseMs, logger, appKey } = this.#c;
     try {
-      const held = await this.#runs.script<number>(RENEW, [this.#keys[0]], [this.#token, String(leaseMs)]);
+      const held = await runs.script<number>(RENEW, [keys[0]], [token, String(leaseMs)]);
       if (Number(held) === 0 && !this.#released) {
         this.#stop();
-        this.#logger?.warn({ appKey: this.#appKey }, `The step lock of app '${this.#appKey}' expired while its step ran (Redis unreachable or this instance stalled); the persister still refuses a second commit`);
+        logger?.warn({ appKey }, `The step lock of app '${appKey}' expired while its step ran (Redis unreachable or this instance stalled); the persister still refuses a second commit`);
       }
     } catch {
       // Redis unreachable: the next renewal tries again; the lease may expire meanwhile (see above).
@@ -173,9 +178,10 @@ class RedisLease implements StepLease {
   }
 
   async setRun(runId: string, action: string): Promise<void> {
+    const { runs, keys, token, logger, appKey } = this.#c;
     const holder: StepHolder = { runId, action };
-    await this.#runs.script(SET_RUN, [this.#keys[0]], [this.#token, `${this.#token} ${JSON.stringify(holder)}`]).catch((error: unknown) => {
-      this.#logger?.warn({ err: error, appKey: this.#appKey }, `Could not record the run of app '${this.#appKey}' in its step lock`);
+    await runs.script(SET_RUN, [keys[0]], [token, `${token} ${JSON.stringify(holder)}`]).catch((error: unknown) => {
+      logger?.warn({ err: error, appKey }, `Could not record the run of app '${appKey}' in its step lock`);
     });
   }
 
@@ -183,12 +189,13 @@ class RedisLease implements StepLease {
     if (this.#released) return;
     this.#released = true;
     this.#stop();
+    const { runs, keys, token, committedTtl, logger, appKey } = this.#c;
     const record = committed === null ? '' : JSON.stringify({ sequenceId: committed.sequenceId, action: committed.action, status: committed.status, runId: committed.runId });
     try {
-      await this.#runs.script(RELEASE, this.#keys, [this.#token, record, this.#committedTtl]);
+      await runs.script(RELEASE, keys, [token, record, committedTtl]);
     } catch (error) {
       // The lock expires by itself after the lease; until then the app answers 409.
-      this.#logger?.warn({ err: error, appKey: this.#appKey }, `Could not release the step lock of app '${this.#appKey}': it expires after its lease`);
+      logger?.warn({ err: error, appKey }, `Could not release the step lock of app '${appKey}': it expires after its lease`);
     }
   }
 }

@@ -31,7 +31,7 @@
 import type { Duplex } from 'node:stream';
 import { WebSocket, type RawData } from 'ws';
 import { checkDepth } from '../../protocol/depth.ts';
-import { SluiceError, type ErrorCode } from '../../protocol/errors.ts';
+import { SluiceError, clipped, type ErrorCode } from '../../protocol/errors.ts';
 import { parseSegmenterOptions, sentenceGate, sentenceViewOf } from '../../channels/voice/sentence-view.ts';
 import type { SentenceEvent } from '../../channels/voice/sentences.ts';
 import type { SluiceEvent } from '../../protocol/events.ts';
@@ -49,15 +49,10 @@ const POLL_MS = 10;
 /** Longest client string echoed back in a reply (ids are far shorter): replies stay small. */
 const MAX_ECHO = 256;
 
-/** A client string cut to {@link MAX_ECHO} characters. */
-function cut(value: string): string {
-  return value.length > MAX_ECHO ? `${value.slice(0, MAX_ECHO)}…` : value;
-}
-
 /** A client value quoted for an error message, cut to {@link MAX_ECHO} characters; never throws. */
 function quote(value: unknown): string {
   if (typeof value !== 'string') return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : String(value);
-  return JSON.stringify(cut(value));
+  return JSON.stringify(clipped(value, MAX_ECHO));
 }
 
 type Message = Record<string, unknown>;
@@ -257,9 +252,9 @@ export class WsSession {
     const runId = msg.runId;
     if (typeof runId !== 'string') return this.#reject('invalid_argument', "cancel: 'runId' must be a string");
     const run = await ownedRun(this.#ctx.executor, this.#owner, runId);
-    if (run === undefined) return this.#reject('not_found', `cancel: no run found with id '${cut(runId)}'`);
+    if (run === undefined) return this.#reject('not_found', `cancel: no run found with id '${clipped(runId, MAX_ECHO)}'`);
     if (!this.#ctx.executor.cancel(runId)) {
-      return this.#reject('failed_precondition', `cancel: run '${cut(runId)}' ${run.state === 'ended' ? 'has already ended' : 'is already being cancelled'}`);
+      return this.#reject('failed_precondition', `cancel: run '${clipped(runId, MAX_ECHO)}' ${run.state === 'ended' ? 'has already ended' : 'is already being cancelled'}`);
     }
     this.#control({ type: 'cancelled', runId });
   }
@@ -290,7 +285,7 @@ export class WsSession {
       );
     }
     const run = await ownedRun(this.#ctx.executor, this.#owner, runId);
-    if (run === undefined) return this.#reject('not_found', `resume: no run found with id '${cut(runId)}'`);
+    if (run === undefined) return this.#reject('not_found', `resume: no run found with id '${clipped(runId, MAX_ECHO)}'`);
     let sub: Subscription;
     try {
       // Sentences are cut again from the run's first event; the ones already sent are skipped.
