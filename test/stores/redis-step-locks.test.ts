@@ -100,4 +100,11 @@ describe('RedisStepLocks', { skip }, () => {
     await assert.rejects(gone.acquire('x'), (error: any) => error.code === 'unavailable' && /app step lock/.test(error.message));
     await assert.rejects(gone.inspect('x'), (error: any) => error.code === 'unavailable');
   });
+
+  test('bad options are refused, naming the option', async () => {
+    assert.throws(() => new RedisStepLocks(runs, { leaseMs: 50 }), /'leaseMs' must be an integer ≥ 100 \(got 50\)/);
+    assert.throws(() => new RedisStepLocks(runs, { committedTtlMs: 0 }), /'committedTtlMs' must be a positive integer \(got 0\)/);
+    await assert.rejects(connectRedisRuns({ url: REDIS_URL, prefix, maxReplicas: 0 }), (error: any) => error.code === 'invalid_argument' && /'maxReplicas' must be a number ≥ 1/.test(error.message));
+  });
 });
+

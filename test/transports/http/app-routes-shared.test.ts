@@ -8,14 +8,14 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { action, ApplicationBuilder, CachedAppRegistry, type Inputs } from '../../../src/app/index.ts';
 import { ActionExecutor } from '../../../src/runtime/executor.ts';
 import { silentLogger } from '../../../src/runtime/logger.ts';
 import { PostgresPersister } from '../../../src/stores/index.ts';
 import { connectRedisRuns, type RedisRuns } from '../../../src/stores/redis-runs.ts';
 import { RedisStepLocks } from '../../../src/stores/redis-step-locks.ts';
-import { createHttpServer } from '../../../src/transports/http/index.ts';
+import { appRoutes, createHttpServer, type HttpServerOptions } from '../../../src/transports/http/index.ts';
 import { POSTGRES_URL, dropTables, postgresSkip, testTable } from '../../stores/postgres-helpers.ts';
 import { REDIS_URL, dropPrefix, redisSkip, testPrefix } from '../../stores/redis-helpers.ts';
 import { tick } from './app-fixtures.ts';
@@ -34,7 +34,7 @@ interface Instance {
 /** Takes the user's text from the inputs (not streamed: it runs through before `tick`). */
 const prompt = action({ reads: [], writes: ['prompt'] }, (state, inputs: Inputs) => [null, state.update({ prompt: String(inputs.text ?? '') })]);
 
-async function startInstance(prefix: string, table: string): Promise<Instance> {
+async function startInstance(prefix: string, table: string, auth?: HttpServerOptions['auth']): Promise<Instance> {
   const runs = await connectRedisRuns({ url: REDIS_URL, prefix, logger: silentLogger, leaseMs: 1_000 });
   const executor = new ActionExecutor({ actions: [], logger: silentLogger, shared: runs });
   const persister = new PostgresPersister({ connectionString: POSTGRES_URL, table });
@@ -49,7 +49,7 @@ async function startInstance(prefix: string, table: string): Promise<Instance> {
     if (appId.startsWith('two-')) return builder.withActions({ prompt, tick }).withTransitions(['prompt', 'tick'], ['tick', 'prompt']).withEntrypoint('prompt');
     return builder.withActions({ tick }).withTransitions(['tick', 'tick']).withEntrypoint('tick');
   });
-  const http = createHttpServer({ executor, apps, stepLocks: new RedisStepLocks(runs), logger: false });
+  const http = createHttpServer({ executor, apps, stepLocks: new RedisStepLocks(runs), logger: false, ...(auth !== undefined ? { auth } : {}) });
   const url = await http.listen({ port: 0, host: '127.0.0.1' });
   return {
     url,
@@ -212,6 +212,13 @@ describe('app routes on two instances (Redis step locks, PostgreSQL persister)',
     assert.equal(frames.at(-1)!.data.reason, 'completed');
   });
 
+  it('step locks need a registry that can reload an app: refused at registration, naming the method', async () => {
+    const server = Fastify();
+    server.register(appRoutes, { apps: { get: () => null }, stepLocks: new RedisStepLocks(a.runs) });
+    await assert.rejects(async () => server.ready(), /with 'stepLocks' the registry must implement reload\(appId\)/);
+    await server.close().catch(() => {});
+  });
+
   it('concurrent POSTs for one app on both instances: exactly one step runs, the other gets 409', async () => {
     for (let trial = 0; trial < 10; trial++) {
       const id = `race-${trial}`;
@@ -226,4 +233,31 @@ describe('app routes on two instances (Redis step locks, PostgreSQL persister)',
       assert.deepEqual(rows.map((r) => r.sequenceId), [0]);
     }
   });
+
+  it('with API keys, across instances: the same app id is each principal’s own app, and another principal’s step run is 404', async () => {
+    const alice = 'alice-key-0123456789abcdef';
+    const bob = 'bob-key-0123456789abcdef00';
+    const auth = { apiKeys: [{ key: alice, principal: 'alice' }, { key: bob, principal: 'bob' }] };
+    const [x, y] = [await startInstance(prefix, table, auth), await startInstance(prefix, table, auth)];
+    const as = (key: string) => ({ authorization: `Bearer ${key}` });
+    try {
+      const mine = await openSse(`${x.url}/apps/same/stream`, { body: { inputs: { words: 40, intervalMs: 10 } }, headers: as(alice) });
+      await mine.until(hasChunk);
+      const runId = runIdOf(mine);
+      const theirs = await openSse(`${y.url}/apps/same/stream`, { body: { inputs: { words: 1 } }, headers: as(bob) });
+      assert.equal(theirs.status, 200, 'bob’s app “same” is not alice’s: not busy');
+      await theirs.done();
+      const read = await fetch(`${y.url}/apps/same/runs/${runId}/events`, { headers: as(bob) });
+      assert.equal(read.status, 404);
+      await read.body?.cancel();
+      assert.equal((await postJson(`${y.url}/apps/same/runs/${runId}/cancel`, '', as(bob))).status, 404);
+      const own = await openSse(`${y.url}/apps/same/runs/${runId}/events`, { headers: as(alice) });
+      assert.equal(own.status, 200);
+      assert.deepEqual(events(await own.done()), events(await mine.done()));
+      assert.equal((await fetch(`${y.url}/apps/same/state`)).status, 401);
+    } finally {
+      await Promise.all([x.close(), y.close()]);
+    }
+  });
 });
+
